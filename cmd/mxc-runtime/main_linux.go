@@ -1,0 +1,23 @@
+package main
+
+import (
+	"os"
+
+	"github.com/opencontainers/runc/libcontainer"
+	_ "github.com/opencontainers/runc/libcontainer/nsenter" // cgo: namespace setup before the Go runtime starts
+	"github.com/urfave/cli/v2"
+)
+
+const defaultRoot = "/run/mxc"
+
+func init() {
+	// `mxc-runtime init` is libcontainer's container init, started by
+	// libcontainer itself after nsenter's constructor joined the namespaces.
+	if len(os.Args) > 1 && os.Args[1] == "init" {
+		libcontainer.Init()
+	}
+}
+
+func beforeOS(*cli.Context) error { return nil }
+
+func printVersionExtra(*cli.Context) {}
