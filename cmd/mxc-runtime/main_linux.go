@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 
+	_ "github.com/opencontainers/cgroups/devices" // device cgroup rules (v1 and v2 eBPF)
 	"github.com/opencontainers/runc/libcontainer"
 	_ "github.com/opencontainers/runc/libcontainer/nsenter" // cgo: namespace setup before the Go runtime starts
 	"github.com/urfave/cli/v2"

@@ -1,0 +1,161 @@
+package container
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/opencontainers/runc/libcontainer"
+	"github.com/sirupsen/logrus"
+	"golang.org/x/sys/unix"
+)
+
+// Delete implements `delete [--force]`. A container whose create was
+// interrupted (mxc.json says "creating", no libcontainer state) is always
+// cleaned up: its processes are killed through the cgroups recorded before
+// creation, its cgroups and helpers removed, its state dir deleted.
+func (r *Runtime) Delete(id string, force bool) error {
+	lock, err := AcquireLock(r.Root, id)
+	if err != nil {
+		return err
+	}
+	stateDir := r.stateDir(id)
+	if _, err := os.Lstat(stateDir); errors.Is(err, os.ErrNotExist) {
+		lock.ReleaseAndRemove()
+		if force {
+			return nil
+		}
+		return fmt.Errorf("container %q: %w", id, ErrNotExist)
+	}
+	defer lock.ReleaseAndRemove()
+	rec, recErr := LoadRecord(stateDir)
+	if recErr != nil {
+		logrus.Warnf("container %s: %v", id, recErr)
+	}
+	c, err := libcontainer.Load(r.Root, id)
+	if err != nil {
+		if !errors.Is(err, libcontainer.ErrNotExist) && !force {
+			return fmt.Errorf("load container %q: %w (delete --force removes it anyway)", id, err)
+		}
+		// Interrupted create, or unreadable state: undo by the journal.
+		return r.cleanupIncomplete(stateDir, rec)
+	}
+	st, err := c.Status()
+	if err != nil {
+		return err
+	}
+	switch {
+	case st == libcontainer.Stopped:
+	case st == libcontainer.Created || force:
+		if err := killAndWait(c); err != nil {
+			return err
+		}
+	default:
+		return fmt.Errorf("cannot delete container %q that is not stopped: %s (use --force)", id, st)
+	}
+	r.destroy(c, stateDir, rec)
+	return nil
+}
+
+// killAndWait SIGKILLs the container and waits until its init is gone.
+func killAndWait(c *libcontainer.Container) error {
+	st, _ := c.Status()
+	_ = c.Signal(unix.SIGKILL)
+	if st == libcontainer.Paused {
+		// Frozen tasks cannot act on SIGKILL until thawed.
+		_ = c.Resume()
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if err := c.Signal(unix.Signal(0)); err != nil {
+			return nil
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return errors.New("container init still running 10s after SIGKILL")
+}
+
+// destroy removes everything of a container that libcontainer knows about,
+// then mxc's part. Errors are logged: destroy must go as far as it can.
+func (r *Runtime) destroy(c *libcontainer.Container, stateDir string, rec *Record) {
+	if c != nil {
+		if err := c.Destroy(); err != nil {
+			logrus.Warnf("destroy %s: %v", c.ID(), err)
+		}
+	}
+	r.teardownPolicy(stateDir, rec)
+	if rec != nil {
+		removeCgroups(rec.CgroupPaths)
+	}
+	if err := os.RemoveAll(stateDir); err != nil {
+		logrus.Warnf("remove %s: %v", stateDir, err)
+	}
+}
+
+func (r *Runtime) teardownPolicy(stateDir string, rec *Record) {
+	if r.Policy == nil {
+		return
+	}
+	if rec == nil {
+		rec, _ = LoadRecord(stateDir)
+	}
+	if err := r.Policy.Teardown(stateDir, rec); err != nil {
+		logrus.Warnf("policy teardown: %v", err)
+	}
+}
+
+func (r *Runtime) cleanupIncomplete(stateDir string, rec *Record) error {
+	if rec != nil {
+		killCgroups(rec.CgroupPaths)
+	}
+	r.destroy(nil, stateDir, rec)
+	if rec != nil {
+		for _, p := range rec.CgroupPaths {
+			if _, err := os.Stat(p); err == nil {
+				return fmt.Errorf("cgroup %s could not be removed", p)
+			}
+		}
+	}
+	return nil
+}
+
+// killCgroups SIGKILLs every process in the given cgroups until none is left.
+func killCgroups(paths map[string]string) {
+	for i := 0; i < 100; i++ {
+		found := false
+		for _, p := range paths {
+			b, err := os.ReadFile(p + "/cgroup.procs")
+			if err != nil {
+				continue
+			}
+			for _, f := range strings.Fields(string(b)) {
+				if pid, err := strconv.Atoi(f); err == nil {
+					found = true
+					_ = unix.Kill(pid, unix.SIGKILL)
+				}
+			}
+			// A frozen cgroup (v1 freezer) must thaw for SIGKILL to act.
+			_ = os.WriteFile(p+"/freezer.state", []byte("THAWED"), 0o644)
+			_ = os.WriteFile(p+"/cgroup.freeze", []byte("0"), 0o644)
+		}
+		if !found {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func removeCgroups(paths map[string]string) {
+	for _, p := range paths {
+		for i := 0; i < 50; i++ {
+			err := unix.Rmdir(p)
+			if err == nil || errors.Is(err, unix.ENOENT) {
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+}

@@ -1,0 +1,60 @@
+package container
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"golang.org/x/sys/unix"
+)
+
+// Lock serialises every verb that changes one container. It is an flock on
+// <root>/.locks/<id>; the file is removed by the delete that holds it, and a
+// waiter that then gets the lock on the removed inode notices and retries on
+// the new file, so two callers never both believe they hold the lock.
+type Lock struct {
+	f    *os.File
+	path string
+}
+
+// AcquireLock blocks until it holds the lock for id under root.
+func AcquireLock(root, id string) (*Lock, error) {
+	dir := filepath.Join(root, ".locks")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create lock dir: %w", err)
+	}
+	path := filepath.Join(dir, id)
+	for {
+		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("open lock %s: %w", path, err)
+		}
+		if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("lock %s: %w", path, err)
+		}
+		// Still the file at path? (a concurrent delete may have unlinked it)
+		var held, cur unix.Stat_t
+		if unix.Fstat(int(f.Fd()), &held) == nil && unix.Stat(path, &cur) == nil &&
+			held.Ino == cur.Ino && held.Dev == cur.Dev {
+			return &Lock{f: f, path: path}, nil
+		}
+		f.Close()
+	}
+}
+
+// Release unlocks.
+func (l *Lock) Release() {
+	if l != nil && l.f != nil {
+		l.f.Close()
+		l.f = nil
+	}
+}
+
+// ReleaseAndRemove unlinks the lock file, then unlocks: used by delete.
+func (l *Lock) ReleaseAndRemove() {
+	if l != nil && l.f != nil {
+		_ = os.Remove(l.path)
+		l.Release()
+	}
+}

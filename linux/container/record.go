@@ -1,0 +1,113 @@
+package container
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"mxc.dev/mxc/spec"
+)
+
+const (
+	recordFile = "mxc.json"
+	policyFile = "policy.json"
+)
+
+// Phase of mxc's own record.
+const (
+	PhaseCreating = "creating" // journal written, libcontainer create under way
+	PhaseCreated  = "created"  // create finished; libcontainer state is authoritative
+)
+
+// Record is mxc's per-container record (mxc.json). It is written before any
+// side effect of create, so that a create killed at any point can be undone.
+type Record struct {
+	ID      string    `json:"id"`
+	Bundle  string    `json:"bundle"`
+	Phase   string    `json:"phase"`
+	Created time.Time `json:"created"`
+	// CgroupPaths are where the container's cgroups will be/were created.
+	CgroupPaths map[string]string `json:"cgroupPaths,omitempty"`
+	// PolicyDigest is the digest of policy.json, empty when no policy applies.
+	PolicyDigest string `json:"policyDigest,omitempty"`
+	Agent        string `json:"agent,omitempty"`
+	Tier         string `json:"tier,omitempty"`
+	// Enforcement is what the Linux driver could apply and how.
+	Enforcement *Enforcement `json:"enforcement,omitempty"`
+	// HostNetNS is true when the container shares the host's netns.
+	NetNSPath string `json:"netnsPath,omitempty"`
+	// Egress is set when an egress filter was (being) set up.
+	Egress bool `json:"egress,omitempty"`
+	// Monitor is the pid of the per-container monitor helper, if any.
+	MonitorPid int `json:"monitorPid,omitempty"`
+}
+
+// Enforcement records what the kernel enforces for this container.
+type Enforcement struct {
+	LandlockABI int      `json:"landlockABI,omitempty"`
+	Seccomp     bool     `json:"seccomp,omitempty"`
+	Degraded    []string `json:"degraded,omitempty"`
+	UserNS      bool     `json:"userns,omitempty"`
+	IDRange     string   `json:"idRange,omitempty"`
+}
+
+func writeJSONAtomic(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// SaveRecord writes mxc.json into the container's state dir.
+func SaveRecord(stateDir string, r *Record) error {
+	if err := writeJSONAtomic(filepath.Join(stateDir, recordFile), r); err != nil {
+		return fmt.Errorf("save mxc record: %w", err)
+	}
+	return nil
+}
+
+// LoadRecord reads mxc.json; (nil, nil) if there is none.
+func LoadRecord(stateDir string) (*Record, error) {
+	b, err := os.ReadFile(filepath.Join(stateDir, recordFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	} else if err != nil {
+		return nil, err
+	}
+	var r Record
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Errorf("parse %s: %w", recordFile, err)
+	}
+	return &r, nil
+}
+
+// SavePolicy stores the effective policy as policy.json.
+func SavePolicy(stateDir string, eff *spec.Effective) error {
+	if err := writeJSONAtomic(filepath.Join(stateDir, policyFile), eff); err != nil {
+		return fmt.Errorf("save effective policy: %w", err)
+	}
+	return nil
+}
+
+// LoadPolicy reads policy.json; (nil, nil) when the container has no policy.
+func LoadPolicy(stateDir string) (*spec.Effective, error) {
+	b, err := os.ReadFile(filepath.Join(stateDir, policyFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	} else if err != nil {
+		return nil, err
+	}
+	var e spec.Effective
+	if err := json.Unmarshal(b, &e); err != nil {
+		return nil, fmt.Errorf("parse %s: %w", policyFile, err)
+	}
+	return &e, nil
+}

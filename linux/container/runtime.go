@@ -1,0 +1,334 @@
+package container
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/opencontainers/cgroups/manager"
+	"github.com/opencontainers/runc/libcontainer"
+	"github.com/opencontainers/runc/libcontainer/specconv"
+	"github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/sirupsen/logrus"
+	"golang.org/x/sys/unix"
+
+	"mxc.dev/mxc/audit"
+	"mxc.dev/mxc/spec"
+)
+
+// Runtime is the Linux driver over one state root.
+type Runtime struct {
+	Root          string
+	SystemdCgroup bool
+	// Exe is the path of the mxc-runtime binary, for helper processes.
+	Exe string
+	// Policy resolves and enforces agent policies; nil runs every container
+	// as a plain OCI container.
+	Policy PolicyEngine
+}
+
+// PolicyEngine is the hook through which the policy layer acts on a create.
+// The Linux enforcement (linux/enforce) implements it; keeping it an
+// interface lets the lifecycle code be read and tested on its own.
+type PolicyEngine interface {
+	// Resolve computes the effective policy from the spec's annotations
+	// (nil when no policy applies).
+	Resolve(s *specs.Spec) (*spec.Effective, error)
+	// PrepareSpec edits the OCI spec to enforce eff before libcontainer
+	// sees it (mounts, capabilities, seccomp, namespaces, resources) and
+	// returns what create records about it.
+	PrepareSpec(s *specs.Spec, eff *spec.Effective, c *CreateContext) error
+	// PrepareProcess edits a process (the init or an exec) right before it
+	// starts: in-container enforcement that must run last (Landlock).
+	PrepareProcess(p *libcontainer.Process, eff *spec.Effective, c *CreateContext) error
+	// AfterCreate runs once the container's init exists and before the
+	// agent's process starts (egress filter in the netns, monitor).
+	AfterCreate(c *libcontainer.Container, eff *spec.Effective, cc *CreateContext) error
+	// Teardown undoes AfterCreate; idempotent, safe after a crash.
+	Teardown(stateDir string, rec *Record) error
+}
+
+// CreateContext carries per-create facts between the policy hooks.
+type CreateContext struct {
+	ID       string
+	Bundle   string
+	StateDir string
+	Record   *Record
+	Audit    *audit.Writer
+	Spec     *specs.Spec
+}
+
+// CreateOpts are create's and run's flags.
+type CreateOpts struct {
+	ID            string
+	Bundle        string
+	ConsoleSocket string
+	PidFile       string
+	NoPivot       bool
+	NoNewKeyring  bool
+	PreserveFDs   int
+	Detach        bool // run --detach
+	NoSubreaper   bool
+	Keep          bool
+}
+
+type action int
+
+const (
+	actCreate action = iota
+	actRun
+)
+
+// ErrExist / ErrNotExist are libcontainer's, re-exported for callers.
+var (
+	ErrExist    = libcontainer.ErrExist
+	ErrNotExist = libcontainer.ErrNotExist
+)
+
+func (r *Runtime) stateDir(id string) string { return filepath.Join(r.Root, id) }
+
+// Create implements `create`: the container exists, its process waits for `start`.
+func (r *Runtime) Create(o CreateOpts) error {
+	_, err := r.create(o, actCreate)
+	return err
+}
+
+// Run implements `run`: create and start; in the foreground it returns the
+// process's exit status and deletes the container afterwards.
+func (r *Runtime) Run(o CreateOpts) (int, error) {
+	return r.create(o, actRun)
+}
+
+func (r *Runtime) create(o CreateOpts, act action) (status int, retErr error) {
+	if o.Bundle == "" {
+		o.Bundle = "."
+	}
+	bundle, err := filepath.Abs(o.Bundle)
+	if err != nil {
+		return -1, err
+	}
+	if o.PidFile != "" {
+		if o.PidFile, err = filepath.Abs(o.PidFile); err != nil {
+			return -1, err
+		}
+	}
+	detach := act == actCreate || o.Detach
+	if err := checkTerminal(nil, detach, o.ConsoleSocket); err != nil {
+		return -1, err
+	}
+	s, err := LoadSpec(bundle)
+	if err != nil {
+		return -1, err
+	}
+	if err := checkTerminal(s.Process, detach, o.ConsoleSocket); err != nil {
+		return -1, err
+	}
+	if err := os.MkdirAll(r.Root, 0o711); err != nil {
+		return -1, fmt.Errorf("create root %s: %w", r.Root, err)
+	}
+	lock, err := AcquireLock(r.Root, o.ID)
+	if err != nil {
+		return -1, err
+	}
+	defer lock.Release()
+	if _, err := os.Lstat(r.stateDir(o.ID)); err == nil {
+		return -1, fmt.Errorf("container %q: %w", o.ID, ErrExist)
+	}
+
+	var eff *spec.Effective
+	if r.Policy != nil {
+		if eff, err = r.Policy.Resolve(s); err != nil {
+			return -1, fmt.Errorf("agent policy: %w", err)
+		}
+	}
+	cc := &CreateContext{ID: o.ID, Bundle: bundle, StateDir: r.stateDir(o.ID), Spec: s}
+	rec := &Record{ID: o.ID, Bundle: bundle, Phase: PhaseCreating, Created: time.Now().UTC()}
+	cc.Record = rec
+	if eff != nil {
+		rec.PolicyDigest = eff.Digest
+		rec.Tier = string(eff.Policy.Isolation)
+		if eff.Policy.Identity != nil {
+			rec.Agent = eff.Policy.Identity.Agent
+		}
+		if err := r.Policy.PrepareSpec(s, eff, cc); err != nil {
+			return -1, fmt.Errorf("agent policy: %w", err)
+		}
+	}
+
+	// specconv resolves relative paths against the cwd, as runc does.
+	if err := os.Chdir(bundle); err != nil {
+		return -1, fmt.Errorf("enter bundle: %w", err)
+	}
+	config, err := specconv.CreateLibcontainerConfig(&specconv.CreateOpts{
+		CgroupName:       o.ID,
+		UseSystemdCgroup: r.SystemdCgroup,
+		NoPivotRoot:      o.NoPivot,
+		NoNewKeyring:     o.NoNewKeyring,
+		Spec:             s,
+		RootlessEUID:     os.Geteuid() != 0,
+	})
+	if err != nil {
+		return -1, fmt.Errorf("convert config.json: %w", err)
+	}
+	if cm, err := manager.New(config.Cgroups); err == nil {
+		rec.CgroupPaths = cm.GetPaths()
+	}
+
+	c, err := libcontainer.Create(r.Root, o.ID, config)
+	if err != nil {
+		if errors.Is(err, libcontainer.ErrExist) {
+			return -1, fmt.Errorf("container %q: %w", o.ID, ErrExist)
+		}
+		return -1, fmt.Errorf("create container: %w", err)
+	}
+	// From here on a failure must leave nothing behind.
+	defer func() {
+		if retErr != nil {
+			r.destroy(c, cc.StateDir, rec)
+		}
+	}()
+	if err := SaveRecord(cc.StateDir, rec); err != nil {
+		return -1, err
+	}
+	if eff != nil {
+		if err := SavePolicy(cc.StateDir, eff); err != nil {
+			return -1, err
+		}
+		w, err := audit.Open(filepath.Join(cc.StateDir, audit.FileName), o.ID, rec.Agent)
+		if err != nil {
+			return -1, err
+		}
+		defer w.Close()
+		cc.Audit = w
+	}
+
+	p, err := newProcess(s.Process)
+	if err != nil {
+		return -1, err
+	}
+	p.Init = true
+	p.LogLevel = strconv.Itoa(int(logrus.GetLevel()))
+	if n := listenFDs(); n > 0 {
+		p.Env = append(p.Env, "LISTEN_FDS="+strconv.Itoa(n), "LISTEN_PID=1")
+		for i := 0; i < n; i++ {
+			p.ExtraFiles = append(p.ExtraFiles, os.NewFile(uintptr(3+i), "LISTEN_FD_"+strconv.Itoa(i)))
+		}
+	}
+	if err := addPreservedFDs(p, o.PreserveFDs); err != nil {
+		return -1, err
+	}
+	if eff != nil {
+		if err := r.Policy.PrepareProcess(p, eff, cc); err != nil {
+			return -1, fmt.Errorf("agent policy: %w", err)
+		}
+	}
+	var sigs *signals
+	if !detach {
+		sigs = catchSignals(!o.NoSubreaper)
+		defer sigs.stop()
+	}
+	io, err := setupStdio(p, c, s.Process.Terminal, detach, o.ConsoleSocket)
+	if err != nil {
+		return -1, err
+	}
+	defer io.Close()
+
+	if err := c.Start(p); err != nil {
+		return -1, fmt.Errorf("start container process: %w", err)
+	}
+	if eff != nil {
+		if err := r.Policy.AfterCreate(c, eff, cc); err != nil {
+			return -1, fmt.Errorf("agent policy: %w", err)
+		}
+	}
+	rec.Phase = PhaseCreated
+	if err := SaveRecord(cc.StateDir, rec); err != nil {
+		return -1, err
+	}
+	if err := io.waitConsole(); err != nil {
+		return -1, err
+	}
+	io.closePostStart()
+	if o.PidFile != "" {
+		if err := writePidFile(o.PidFile, p); err != nil {
+			return -1, err
+		}
+	}
+	if act == actCreate {
+		return 0, nil
+	}
+	if err := c.Exec(); err != nil {
+		return -1, fmt.Errorf("start container: %w", err)
+	}
+	// Other verbs (kill, exec, ps) must reach a foreground container.
+	lock.Release()
+	if detach {
+		return 0, nil
+	}
+	status, err = sigs.forward(p, io)
+	if err != nil {
+		_ = p.Signal(unix.SIGKILL)
+		_, _ = p.Wait()
+		return -1, err
+	}
+	if !o.Keep {
+		io.Close()
+		if err := r.Delete(o.ID, true); err != nil {
+			logrus.Warnf("delete after run: %v", err)
+		}
+	}
+	return status, nil
+}
+
+func checkTerminal(p *specs.Process, detach bool, consoleSocket string) error {
+	tty := p != nil && p.Terminal
+	if p == nil {
+		return nil
+	}
+	if detach && tty && consoleSocket == "" {
+		return errors.New("process.terminal is true but no --console-socket was given: cannot allocate a tty for a detached container")
+	}
+	if (!detach || !tty) && consoleSocket != "" {
+		return errors.New("--console-socket needs a detached container with process.terminal true")
+	}
+	return nil
+}
+
+// listenFDs implements systemd socket activation pass-through as runc does.
+func listenFDs() int {
+	if os.Getenv("LISTEN_PID") != strconv.Itoa(os.Getpid()) {
+		return 0
+	}
+	n, err := strconv.Atoi(os.Getenv("LISTEN_FDS"))
+	if err != nil || n < 0 {
+		return 0
+	}
+	return n
+}
+
+func addPreservedFDs(p *libcontainer.Process, n int) error {
+	base := 3 + len(p.ExtraFiles)
+	for fd := base; fd < base+n; fd++ {
+		var st unix.Stat_t
+		if err := unix.Fstat(fd, &st); err != nil {
+			return fmt.Errorf("--preserve-fds: fd %d (%d of %d) is not open: %w", fd, fd-base+1, n, err)
+		}
+		p.ExtraFiles = append(p.ExtraFiles, os.NewFile(uintptr(fd), "PreserveFD:"+strconv.Itoa(fd)))
+	}
+	return nil
+}
+
+func writePidFile(path string, p *libcontainer.Process) error {
+	pid, err := p.Pid()
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path))
+	if err := os.WriteFile(tmp, []byte(strconv.Itoa(pid)), 0o644); err != nil {
+		return fmt.Errorf("write pid file: %w", err)
+	}
+	return os.Rename(tmp, path)
+}
