@@ -1,3 +1,5 @@
+//go:build linux
+
 package container
 
 import (
@@ -81,12 +83,15 @@ func killAndWait(c *libcontainer.Container) error {
 // destroy removes everything of a container that libcontainer knows about,
 // then mxc's part. Errors are logged: destroy must go as far as it can.
 func (r *Runtime) destroy(c *libcontainer.Container, stateDir string, rec *Record) {
+	// mxc enforcement (issue 4): the policy teardown runs before
+	// libcontainer's Destroy, which removes the whole state dir, because it
+	// reads what it must undo from there (egress.json, monitor.json).
+	r.teardownPolicy(stateDir, rec)
 	if c != nil {
 		if err := c.Destroy(); err != nil {
 			logrus.Warnf("destroy %s: %v", c.ID(), err)
 		}
 	}
-	r.teardownPolicy(stateDir, rec)
 	if rec != nil {
 		removeCgroups(rec.CgroupPaths)
 	}

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package container is the Linux lifecycle driver of mxc-runtime: it loads an
 // OCI bundle, resolves the agent policy, and drives runc's libcontainer to
 // create, start, exec into, signal and destroy containers, keeping mxc's own

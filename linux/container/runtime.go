@@ -1,3 +1,5 @@
+//go:build linux
+
 package container
 
 import (
@@ -156,6 +158,15 @@ func (r *Runtime) create(o CreateOpts, act action) (status int, retErr error) {
 		if err := r.Policy.PrepareSpec(s, eff, cc); err != nil {
 			return -1, fmt.Errorf("agent policy: %w", err)
 		}
+		// mxc enforcement (issue 4): PrepareSpec may leave host state (a
+		// session id range, an id-mapped rootfs mount) before libcontainer's
+		// container exists; undo it if create fails from here on. Teardown
+		// is idempotent, so running it after destroy's is harmless.
+		defer func() {
+			if retErr != nil {
+				r.teardownPolicy(cc.StateDir, rec)
+			}
+		}()
 	}
 
 	// specconv resolves relative paths against the cwd, as runc does.
