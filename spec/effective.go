@@ -86,6 +86,9 @@ type Ceiling struct {
 	EgressAllow []Rule `json:"egressAllow,omitempty"`
 	// AllowEgressDefaultAllow permits network.egress.default: allow.
 	AllowEgressDefaultAllow bool `json:"allowEgressDefaultAllow,omitempty"`
+	// AllowIngress permits network.ingress.default: allow and
+	// network.ingress.hostLoopback: allow.
+	AllowIngress bool `json:"allowIngress,omitempty"`
 	// Capabilities an agent may keep at most.
 	Capabilities []string `json:"capabilities,omitempty"`
 	AllowPtrace  bool     `json:"allowPtrace,omitempty"`

@@ -154,6 +154,10 @@ type Process struct {
 	Capabilities []string `json:"capabilities,omitempty"`
 	// AllowPtrace lets the agent ptrace its own processes.
 	AllowPtrace bool `json:"allowPtrace,omitempty"`
+	// NoCapabilities keeps no capability at all (an empty Capabilities
+	// means the default set, so "none" needs its own field). In an
+	// Effective policy it is set when nothing is left to keep.
+	NoCapabilities bool `json:"noCapabilities,omitempty"`
 }
 
 // Lifecycle is MXC 1.0.0's lifecycle section, recorded with the container.
