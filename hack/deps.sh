@@ -11,7 +11,8 @@ PKGS=(
 	runc crun bubblewrap hyperfine                    # peers for conformance and benchmarks
 	nftables iproute2 iperf3 dnsutils                 # egress tests and benchmarks
 	docker.io containerd podman containernetworking-plugins catatonit docker-registry
-	iptables jq bc curl python3 file util-linux procps psmisc strace
+	iptables jq bc curl python3 file util-linux procps psmisc strace cpio
+	qemu-system-x86 linux-image-amd64                 # a pure cgroup v2 guest for the v2 tests
 )
 missing=()
 for p in "${PKGS[@]}"; do

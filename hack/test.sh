@@ -51,7 +51,7 @@ fuzz_targets() {
 	while read -r pkg target; do
 		[ -n "$target" ] || continue
 		echo "fuzz $pkg $target for $FUZZTIME"
-		go test -run '^$' -fuzz "^${target}\$" -fuzztime "$FUZZTIME" "$pkg"
+		go test -run '^$' -fuzz "^${target}\$" -fuzztime "$FUZZTIME" -fuzzminimizetime 5s "$pkg"
 		n=$((n+1))
 	done < <(for p in $(go list ./...); do
 		d=$(go list -f '{{.Dir}}' "$p")
@@ -62,7 +62,7 @@ fuzz_targets() {
 
 integration_tests() {
 	make -s build
-	MXC_RUNTIME=$ROOT/bin/mxc-runtime go test -tags "$GOTAGS" -count=1 -timeout 20m -p 1 ./integration/runtime/...
+	MXC_RUNTIME=$ROOT/bin/mxc-runtime go test -tags "$GOTAGS" -count=1 -timeout 20m -p 1 ./integration/runtime/... ./integration/cgroupv2/...
 }
 
 suite static      10m static_checks
