@@ -1,0 +1,128 @@
+package egress_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"mxc.dev/mxc/audit"
+	"mxc.dev/mxc/integration/egress/lab"
+	"mxc.dev/mxc/linux/egress"
+	"mxc.dev/mxc/spec"
+)
+
+func newSandbox(t *testing.T, p *spec.AgentPolicy) (*egress.Sandbox, egress.Config) {
+	t.Helper()
+	needLab(t)
+	if _, err := exec.LookPath("slirp4netns"); err != nil {
+		t.Skip("needs slirp4netns")
+	}
+	cfg := configFor(t, "", p)
+	cfg.NetNSPath = ""
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	sb, err := egress.NewSandbox(ctx, cfg)
+	if err != nil {
+		t.Fatalf("NewSandbox: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := sb.Close(); err != nil {
+			t.Errorf("Sandbox.Close: %v", err)
+		}
+	})
+	return sb, cfg
+}
+
+// sbClient runs a lab client inside the sandbox without network caps.
+func sbClient(t *testing.T, sb *egress.Sandbox, op ...string) lab.Result {
+	t.Helper()
+	args := append(append(append([]string(nil), lab.NoNetCaps[1:]...), theLab.Bin, lab.ClientVerb), op...)
+	cmd := exec.Command(lab.NoNetCaps[0], args...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := sb.Start(cmd); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		_ = cmd.Process.Kill()
+		<-done
+		t.Fatalf("sandboxed client hung: %s", out.String())
+	}
+	var r lab.Result
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &r); err != nil {
+		t.Fatalf("client %v: %s", op, out.String())
+	}
+	return r
+}
+
+func TestSandboxNetworked(t *testing.T) {
+	sb, cfg := newSandbox(t, policy(spec.ModeEnforce))
+	if !sb.Networked {
+		t.Fatal("a policy with allow rules got a loopback-only sandbox")
+	}
+	r := sbClient(t, sb, "dns", lab.UpstreamDNS+":53", "allowed.test", "A")
+	if !r.OK || r.Addrs[0] != "203.0.113.10" {
+		t.Fatalf("resolve in sandbox: %+v", r)
+	}
+	if r := sbClient(t, sb, "tcp", tcpAddr("203.0.113.10", lab.TCPPort)); !r.OK {
+		t.Fatalf("allowed host from sandbox: %+v", r)
+	}
+	if r := sbClient(t, sb, "dns", "10.0.2.3:53", "denied.test", "A"); r.Rcode != "REFUSED" {
+		t.Errorf("denied name from sandbox: %+v", r)
+	}
+	if r := sbClient(t, sb, "tcp", tcpAddr("203.0.113.20", lab.TCPPort)); r.OK || !r.Refused() {
+		t.Errorf("denied address from sandbox: %+v", r)
+	}
+	// hostLoopback: deny -> the gateway (the host's loopback) is refused.
+	if r := sbClient(t, sb, "tcp", "10.0.2.2:22"); r.OK || !r.Refused() {
+		t.Errorf("host loopback from sandbox: %+v", r)
+	}
+	c := &ctr{cfg: cfg}
+	c.cfg.AuditPath = cfg.AuditPath
+	c.waitEvent(t, audit.KindNetDeny, func(e audit.Event) bool { return e.Detail["dst"] == "203.0.113.20" })
+}
+
+func TestSandboxLoopbackOnly(t *testing.T) {
+	p := policy(spec.ModeEnforce)
+	p.Network.Egress.Allow = nil
+	p.Network.Egress.Deny = nil
+	sb, cfg := newSandbox(t, p)
+	if sb.Networked {
+		t.Fatal("default deny with no allow rule must give a loopback-only namespace")
+	}
+	r := sbClient(t, sb, "exec", "ip", "-o", "link", "show")
+	if strings.Count(strings.TrimSpace(r.Data), "\n") != 0 || !strings.Contains(r.Data, "lo:") {
+		t.Errorf("interfaces in sandbox: %q", r.Data)
+	}
+	if r := sbClient(t, sb, "tcp", tcpAddr("203.0.113.10", lab.TCPPort)); r.OK || r.Errno != "ENETUNREACH" {
+		t.Errorf("loopback-only sandbox reached out: %+v", r)
+	}
+	// A loopback resolver (systemd-resolved's stub) meets the gate.
+	if r := sbClient(t, sb, "dns", "127.0.0.53:53", "allowed.test", "A"); r.Rcode != "REFUSED" {
+		t.Errorf("DNS in loopback-only sandbox: %+v", r)
+	}
+	// Close removes the gate and its state.
+	gd, err := egress.GateDir(runDir, sb.NetNSPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sb.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := exec.Command("test", "-e", gd).CombinedOutput(); err == nil {
+		t.Errorf("gate dir %s left after Close", gd)
+	}
+	if m, _ := filepath.Glob(filepath.Join(cfg.StateDir, "egress*")); len(m) > 0 {
+		t.Errorf("state left after Close: %v", m)
+	}
+}
