@@ -38,6 +38,11 @@ deps:
 test: deps
 	hack/test.sh
 
+# Benchmarks against runc and crun, side by side (root); records docs/benchmarks.md.
+bench: deps build
+	MXC_RUNTIME=$(CURDIR)/bin/mxc-runtime bench/run.sh
+	go run ./bench/egress
+
 # The main job: a policy enforced on a real container (root).
 demo: deps
 	hack/demo.sh

@@ -10,7 +10,7 @@ export PATH=/usr/local/go/bin:$PATH
 ROOT=$(pwd)
 LOGDIR=${LOGDIR:-$ROOT/.cache/test-logs}
 mkdir -p "$LOGDIR"
-ALL="static unit fuzz integration"
+ALL="static unit fuzz integration conformance bench"
 SUITES=${SUITES:-$ALL}
 FUZZTIME=${FUZZTIME:-60s}
 GOTAGS="seccomp netgo osusergo"
@@ -65,10 +65,23 @@ integration_tests() {
 	MXC_RUNTIME=$ROOT/bin/mxc-runtime go test -tags "$GOTAGS" -count=1 -timeout 20m -p 1 ./integration/runtime/... ./integration/cgroupv2/...
 }
 
+conformance_suite() {
+	make -s build
+	MXC_RUNTIME=$ROOT/bin/mxc-runtime integration/conformance/run.sh
+}
+
+bench_short() {
+	# Prints the ratios against runc and crun; timing never fails a run.
+	make -s build
+	MXC_RUNTIME=$ROOT/bin/mxc-runtime BENCH_SHORT=1 BENCH_DOC=- bench/run.sh
+}
+
 suite static      10m static_checks
 suite unit        15m unit_tests
 suite fuzz        20m fuzz_targets
 suite integration 25m integration_tests
+suite conformance 20m conformance_suite
+suite bench       10m bench_short
 
 echo
 echo "== summary"

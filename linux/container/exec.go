@@ -76,6 +76,7 @@ func (r *Runtime) Exec(o ExecOpts) (int, error) {
 		return -1, err
 	}
 	p.Init = false
+	lateRlimits := takeLateRlimits(p)
 	p.SubCgroupPaths = o.SubCgroups
 	p.LogLevel = strconv.Itoa(int(logrus.GetLevel()))
 	if err := addPreservedFDs(p, o.PreserveFDs); err != nil {
@@ -114,6 +115,11 @@ func (r *Runtime) Exec(o ExecOpts) (int, error) {
 	}
 	defer io.Close()
 	if err := c.Run(p); err != nil {
+		return -1, err
+	}
+	if err := applyLateRlimits(p, lateRlimits); err != nil {
+		_ = p.Signal(unix.SIGKILL)
+		_, _ = p.Wait()
 		return -1, err
 	}
 	if err := io.waitConsole(); err != nil {

@@ -169,6 +169,7 @@ func (r *Runtime) create(o CreateOpts, act action) (status int, retErr error) {
 		}()
 	}
 
+	normalizeSpec(s)
 	// specconv resolves relative paths against the cwd, as runc does.
 	if err := os.Chdir(bundle); err != nil {
 		return -1, fmt.Errorf("enter bundle: %w", err)
@@ -221,6 +222,7 @@ func (r *Runtime) create(o CreateOpts, act action) (status int, retErr error) {
 		return -1, err
 	}
 	p.Init = true
+	lateRlimits := takeLateRlimits(p)
 	p.LogLevel = strconv.Itoa(int(logrus.GetLevel()))
 	if n := listenFDs(); n > 0 {
 		p.Env = append(p.Env, "LISTEN_FDS="+strconv.Itoa(n), "LISTEN_PID=1")
@@ -249,6 +251,9 @@ func (r *Runtime) create(o CreateOpts, act action) (status int, retErr error) {
 
 	if err := c.Start(p); err != nil {
 		return -1, fmt.Errorf("start container process: %w", err)
+	}
+	if err := applyLateRlimits(p, lateRlimits); err != nil {
+		return -1, err
 	}
 	if eff != nil {
 		if err := r.Policy.AfterCreate(c, eff, cc); err != nil {

@@ -1,0 +1,153 @@
+//go:build linux
+
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// Scenario is one row of the table: an operation timed on every runtime.
+// Later rows (policy on, shim path, density) are added by appending to
+// scenarios; a runtime that cannot do a scenario returns ErrUnsupported from
+// Setup and shows as "n/a".
+type Scenario struct {
+	Key   string // stable id: -only, history rows
+	Title string // row label
+	What  string // what exactly is timed (for the doc)
+	// Setup runs once per runtime before the timed loop; its result is
+	// handed to Once and Teardown. Optional.
+	Setup func(ctx context.Context, b *Bench, rt *Runtime) (any, error)
+	// Once performs and times one iteration. i is unique per runtime.
+	Once func(ctx context.Context, b *Bench, rt *Runtime, state any, i int) (time.Duration, error)
+	// Teardown undoes Setup. Optional.
+	Teardown func(ctx context.Context, b *Bench, rt *Runtime, state any) error
+}
+
+// ErrUnsupported marks a scenario a runtime cannot run.
+var ErrUnsupported = errors.New("unsupported by this runtime")
+
+var scenarios = []*Scenario{
+	{
+		Key:   "run",
+		Title: "run /bin/true",
+		What:  "`run` in the foreground until /bin/true exits; the runtime deletes the container itself (as `runc run` does); a `delete` is added to the time if it did not",
+		Once:  onceRun,
+	},
+	{
+		Key:   "lifecycle",
+		Title: "create+start+delete",
+		What:  "`create`, `start`, wait until /bin/true has exited (wait4 on the init pid: the benchmark is its subreaper), `delete`",
+		Once:  onceLifecycle,
+	},
+	{
+		Key:      "exec",
+		Title:    "exec /bin/true",
+		What:     "`exec` of /bin/true in the foreground into a running container (one `sleep` container per runtime, made before timing)",
+		Setup:    setupSleeper,
+		Once:     onceExec,
+		Teardown: teardownSleeper,
+	},
+}
+
+// containerID is unique per runtime too: the default cgroup path derives
+// from the id, and containers of different runtimes alive at the same time
+// (the exec targets) must not share a cgroup.
+func containerID(rt *Runtime, key string, i int) string {
+	return fmt.Sprintf("mxcb-%s-%s-%d", rt.Name, key, i)
+}
+
+func onceRun(ctx context.Context, b *Bench, rt *Runtime, _ any, i int) (time.Duration, error) {
+	bundle, err := b.Bundle("/bin/true")
+	if err != nil {
+		return 0, err
+	}
+	id := containerID(rt, "run", i)
+	d, err := rt.Exec(ctx, "run", "--bundle", bundle, id)
+	if err != nil {
+		return 0, err
+	}
+	// A runtime that keeps the container after a foreground run pays for
+	// the delete here, so every runtime is timed for the same end state.
+	if _, serr := os.Stat(filepath.Join(rt.Root, id)); serr == nil {
+		dd, err := rt.Exec(ctx, "delete", "--force", id)
+		if err != nil {
+			return 0, err
+		}
+		d += dd
+	}
+	return d, nil
+}
+
+func onceLifecycle(ctx context.Context, b *Bench, rt *Runtime, _ any, i int) (time.Duration, error) {
+	bundle, err := b.Bundle("/bin/true")
+	if err != nil {
+		return 0, err
+	}
+	id := containerID(rt, "lifecycle", i)
+	pidFile := filepath.Join(b.Dir, "pid-"+rt.Name+"-"+id)
+	defer os.Remove(pidFile)
+	start := time.Now()
+	if _, err := rt.Exec(ctx, "create", "--bundle", bundle, "--pid-file", pidFile, id); err != nil {
+		return 0, err
+	}
+	pid, err := readPid(pidFile)
+	if err != nil {
+		return 0, fmt.Errorf("%s: pid file: %w", rt.Name, err)
+	}
+	if _, err := rt.Exec(ctx, "start", id); err != nil {
+		return 0, err
+	}
+	if err := waitExit(ctx, pid); err != nil {
+		return 0, err
+	}
+	if _, err := rt.Exec(ctx, "delete", id); err != nil {
+		return 0, err
+	}
+	return time.Since(start), nil
+}
+
+type sleeper struct {
+	id  string
+	pid int
+}
+
+func setupSleeper(ctx context.Context, b *Bench, rt *Runtime) (any, error) {
+	bundle, err := b.Bundle("/bin/sleep", "100000")
+	if err != nil {
+		return nil, err
+	}
+	s := &sleeper{id: containerID(rt, "exec-target", 0)}
+	pidFile := filepath.Join(b.Dir, "pid-"+rt.Name+"-"+s.id)
+	defer os.Remove(pidFile)
+	if _, err := rt.Exec(ctx, "create", "--bundle", bundle, "--pid-file", pidFile, s.id); err != nil {
+		return nil, err
+	}
+	if s.pid, err = readPid(pidFile); err != nil {
+		return nil, err
+	}
+	if _, err := rt.Exec(ctx, "start", s.id); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func onceExec(ctx context.Context, _ *Bench, rt *Runtime, state any, _ int) (time.Duration, error) {
+	return rt.Exec(ctx, "exec", state.(*sleeper).id, "/bin/true")
+}
+
+func teardownSleeper(ctx context.Context, _ *Bench, rt *Runtime, state any) error {
+	s := state.(*sleeper)
+	if _, err := rt.Exec(ctx, "kill", s.id, "KILL"); err != nil {
+		return err
+	}
+	if err := waitExit(ctx, s.pid); err != nil {
+		return err
+	}
+	_, err := rt.Exec(ctx, "delete", s.id)
+	return err
+}

@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# mxc benchmarks: mxc-runtime against runc 1.1.5 and crun 1.8.1 (Debian),
+# side by side in one run with one busybox bundle. `make bench` calls this.
+#
+# Prints medians, p90 and the ratios mxc/runc and mxc/crun, and records the
+# run (machine, date, table, history rows) in docs/benchmarks.md.
+# Timing never fails the run: only errors (a runtime failing, containers
+# left behind) do.
+#
+# Environment:
+#   MXC_RUNTIME   mxc-runtime binary (default: `make build`, bin/mxc-runtime)
+#   RUNC, CRUN    the other runtimes (default /usr/bin/runc, /usr/bin/crun;
+#                 one that is missing is left out, with a warning)
+#   BENCH_N       timed iterations per operation and runtime (default 30)
+#   BENCH_SHORT=1 the quick CI version: 10 iterations, 1 warm-up
+#   BENCH_ONLY    regexp of operation keys (run, lifecycle, exec)
+#   BENCH_DOC     where to record (default docs/benchmarks.md; "-": nowhere)
+#   BENCH_PROFILE=N  instead of the table, profile `run /bin/true` with
+#                 perf trace over N runs per runtime (needs linux-perf) and
+#                 record the phase breakdown
+#   BENCH_CPU_PROFILE=N  instead of the table, attribute mxc's CPU time in
+#                 `run /bin/true` to functions (perf record over N runs of an
+#                 unstripped build of the same tree; printed, not recorded)
+#
+# Needs root. Cleans every container, state root and bundle it made, also
+# on failure.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(cd "$here/.." && pwd)
+
+log() { printf 'bench: %s\n' "$*" >&2; }
+die() { log "$*"; exit 2; }
+
+[ "$(id -u)" = 0 ] || die "needs root (runs real containers)"
+command -v go >/dev/null || die "needs go"
+[ -x /bin/busybox ] || die "needs /bin/busybox (apt-get install busybox-static)"
+
+# crun refuses to run on a hybrid host while the hugetlb controller sits in
+# the v2 hierarchy; a v1 hugetlb hierarchy fixes that. Mount it once.
+ensure_hugetlb_v1() {
+	[ -d /sys/fs/cgroup/unified ] || return 0
+	grep -qw hugetlb /proc/cgroups || return 0
+	awk '$5 == "/sys/fs/cgroup/hugetlb" {found=1} END {exit !found}' /proc/self/mountinfo && return 0
+	mkdir -p /sys/fs/cgroup/hugetlb
+	mount -t cgroup -o hugetlb cgroup /sys/fs/cgroup/hugetlb || log "warning: cannot mount the v1 hugetlb hierarchy"
+}
+ensure_hugetlb_v1
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+if [ -n "${BENCH_CPU_PROFILE:-}" ]; then
+	command -v perf >/dev/null || die "BENCH_CPU_PROFILE needs perf (apt-get install linux-perf)"
+	# Same tags as `make build`, but with symbols (no -s -w).
+	log "building an unstripped mxc-runtime"
+	(cd "$repo" && go build -trimpath -tags "seccomp netgo osusergo" -ldflags "-extldflags -static" -o "$tmp/mxc-runtime" ./cmd/mxc-runtime)
+	(cd "$repo" && go build -o "$tmp/mxc-bench" ./bench/cmd/mxc-bench)
+	"$tmp/mxc-bench" -runtime "mxc=$tmp/mxc-runtime" -cpu-profile "$BENCH_CPU_PROFILE"
+	exit
+fi
+
+if [ -n "${MXC_RUNTIME:-}" ]; then
+	mxc=$MXC_RUNTIME
+else
+	log "building mxc-runtime"
+	make -s -C "$repo" build >&2
+	mxc="$repo/bin/mxc-runtime"
+fi
+[ -x "$mxc" ] || die "mxc-runtime $mxc is not executable"
+
+runtimes=(-runtime "mxc=$mxc")
+for pair in "runc=${RUNC:-/usr/bin/runc}" "crun=${CRUN:-/usr/bin/crun}"; do
+	if [ -x "${pair#*=}" ]; then
+		runtimes+=(-runtime "$pair")
+	else
+		log "warning: ${pair#*=} not found, ${pair%%=*} left out (apt-get install ${pair%%=*})"
+	fi
+done
+
+n=${BENCH_N:-30}
+warmup=3
+label=
+if [ "${BENCH_SHORT:-}" = 1 ]; then
+	n=${BENCH_N:-10}
+	warmup=1
+	label=short
+fi
+doc=${BENCH_DOC:-$repo/docs/benchmarks.md}
+[ "$doc" = - ] && doc=
+
+(cd "$repo" && go build -o "$tmp/mxc-bench" ./bench/cmd/mxc-bench)
+
+args=(-n "$n" -warmup "$warmup" -label "$label" -doc "$doc" -only "${BENCH_ONLY:-}" "${runtimes[@]}")
+if [ -n "${BENCH_PROFILE:-}" ]; then
+	command -v perf >/dev/null || die "BENCH_PROFILE needs perf (apt-get install linux-perf)"
+	args+=(-profile "$BENCH_PROFILE")
+fi
+"$tmp/mxc-bench" "${args[@]}"
