@@ -6,7 +6,7 @@ VERSION   ?= $(shell cat VERSION 2>/dev/null || echo 0.1.0-dev)
 COMMIT    ?= $(shell git rev-parse --short HEAD 2>/dev/null)
 # Static, with libseccomp: the same binary also runs inside containers as the
 # agent's last step before exec (Landlock), where no host libc exists.
-TAGS      ?= seccomp netgo osusergo
+TAGS      ?= seccomp netgo osusergo urfave_cli_no_docs
 LDFLAGS   := -s -w -X main.version=$(VERSION) -X main.gitCommit=$(COMMIT) -extldflags -static
 GOFLAGS_B := -trimpath -tags "$(TAGS)" -ldflags "$(LDFLAGS)"
 

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math"
 	"path"
-	"regexp"
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -120,9 +119,9 @@ func cloneSpec(s *specs.Spec) (*specs.Spec, error) {
 }
 
 var (
-	runtimeDirRE = regexp.MustCompile(`^/run/user/[0-9]+$`)
-	sessionBusRE = regexp.MustCompile(`^/run/user/[0-9]+/bus$`)
-	sshAgentRE   = regexp.MustCompile(`^/tmp/ssh-[^/]+/agent\.[0-9]+$`)
+	runtimeDirRE = lazyRegexp(`^/run/user/[0-9]+$`)
+	sessionBusRE = lazyRegexp(`^/run/user/[0-9]+/bus$`)
+	sshAgentRE   = lazyRegexp(`^/tmp/ssh-[^/]+/agent\.[0-9]+$`)
 )
 
 // uiKind classifies a host path: "display", "session bus", "ssh agent",
@@ -137,11 +136,11 @@ func uiKind(p string) string {
 	case within(p, "/tmp/.X11-unix"), strings.HasPrefix(base, "wayland-") && !strings.HasSuffix(base, ".lock"),
 		base == ".Xauthority", strings.HasPrefix(base, "xauth_"):
 		return "display"
-	case runtimeDirRE.MatchString(p):
+	case runtimeDirRE().MatchString(p):
 		return "display" // the user's runtime dir holds the Wayland and bus sockets
-	case sessionBusRE.MatchString(p):
+	case sessionBusRE().MatchString(p):
 		return "session bus"
-	case sshAgentRE.MatchString(p), base == "S.gpg-agent.ssh", p == "/run/host-services/ssh-auth.sock", strings.Contains(base, "ssh-agent"):
+	case sshAgentRE().MatchString(p), base == "S.gpg-agent.ssh", p == "/run/host-services/ssh-auth.sock", strings.Contains(base, "ssh-agent"):
 		return "ssh agent"
 	case p == "/dev/uinput", within(p, "/dev/input"):
 		return "input device"

@@ -18,18 +18,13 @@ const (
 	policyFile = "policy.json"
 )
 
-// Phase of mxc's own record.
-const (
-	PhaseCreating = "creating" // journal written, libcontainer create under way
-	PhaseCreated  = "created"  // create finished; libcontainer state is authoritative
-)
-
 // Record is mxc's per-container record (mxc.json). It is written before any
-// side effect of create, so that a create killed at any point can be undone.
+// side effect of create, so that a create killed at any point can be undone;
+// whether create finished is libcontainer's state.json's to say (written
+// last), so the record is not rewritten for that.
 type Record struct {
 	ID      string    `json:"id"`
 	Bundle  string    `json:"bundle"`
-	Phase   string    `json:"phase"`
 	Created time.Time `json:"created"`
 	// CgroupPaths are where the container's cgroups will be/were created.
 	CgroupPaths map[string]string `json:"cgroupPaths,omitempty"`

@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/opencontainers/cgroups/manager"
 	"github.com/opencontainers/runc/libcontainer"
 	"github.com/opencontainers/runc/libcontainer/specconv"
 	"github.com/opencontainers/runtime-spec/specs-go"
@@ -147,7 +146,7 @@ func (r *Runtime) create(o CreateOpts, act action) (status int, retErr error) {
 		}
 	}
 	cc := &CreateContext{ID: o.ID, Bundle: bundle, StateDir: r.stateDir(o.ID), Spec: s}
-	rec := &Record{ID: o.ID, Bundle: bundle, Phase: PhaseCreating, Created: time.Now().UTC()}
+	rec := &Record{ID: o.ID, Bundle: bundle, Created: time.Now().UTC()}
 	cc.Record = rec
 	if eff != nil {
 		rec.PolicyDigest = eff.Digest
@@ -185,16 +184,17 @@ func (r *Runtime) create(o CreateOpts, act action) (status int, retErr error) {
 	if err != nil {
 		return -1, fmt.Errorf("convert config.json: %w", err)
 	}
-	if cm, err := manager.New(config.Cgroups); err == nil {
-		rec.CgroupPaths = cm.GetPaths()
-	}
-
 	c, err := libcontainer.Create(r.Root, o.ID, config)
 	if err != nil {
 		if errors.Is(err, libcontainer.ErrExist) {
 			return -1, fmt.Errorf("container %q: %w", o.ID, ErrExist)
 		}
 		return -1, fmt.Errorf("create container: %w", err)
+	}
+	// The cgroup paths libcontainer computed (nothing is created yet): the
+	// journal needs them to undo a create killed half-way.
+	if st, err := c.State(); err == nil {
+		rec.CgroupPaths = st.CgroupPaths
 	}
 	// From here on a failure must leave nothing behind.
 	defer func() {
@@ -259,10 +259,10 @@ func (r *Runtime) create(o CreateOpts, act action) (status int, retErr error) {
 		if err := r.Policy.AfterCreate(c, eff, cc); err != nil {
 			return -1, fmt.Errorf("agent policy: %w", err)
 		}
-	}
-	rec.Phase = PhaseCreated
-	if err := SaveRecord(cc.StateDir, rec); err != nil {
-		return -1, err
+		// AfterCreate records what it set up (helpers, enforcement).
+		if err := SaveRecord(cc.StateDir, rec); err != nil {
+			return -1, err
+		}
 	}
 	if err := io.waitConsole(); err != nil {
 		return -1, err
@@ -292,8 +292,11 @@ func (r *Runtime) create(o CreateOpts, act action) (status int, retErr error) {
 	}
 	if !o.Keep {
 		io.Close()
-		if err := r.Delete(o.ID, true); err != nil {
-			logrus.Warnf("delete after run: %v", err)
+		// The container is ours and stopped: destroy it directly rather than
+		// reloading it from disk as `delete` would.
+		if l, err := AcquireLock(r.Root, o.ID); err == nil {
+			r.destroy(c, cc.StateDir, rec)
+			l.ReleaseAndRemove()
 		}
 	}
 	return status, nil
