@@ -42,6 +42,7 @@ test: deps
 bench: deps build
 	MXC_RUNTIME=$(CURDIR)/bin/mxc-runtime bench/run.sh
 	go run ./bench/egress
+	go run ./bench/enforce -runs 30
 
 # The main job: a policy enforced on a real container (root).
 demo: deps

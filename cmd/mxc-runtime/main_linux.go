@@ -7,6 +7,8 @@ import (
 	"github.com/opencontainers/runc/libcontainer"
 	_ "github.com/opencontainers/runc/libcontainer/nsenter" // cgo: namespace setup before the Go runtime starts
 	"github.com/urfave/cli/v2"
+
+	"mxc.dev/mxc/linux/agentexec"
 )
 
 const defaultRoot = "/run/mxc"
@@ -15,6 +17,9 @@ func init() {
 	// `mxc-runtime init` is libcontainer's container init, started by
 	// libcontainer itself after nsenter's constructor joined the namespaces.
 	if len(os.Args) > 1 && os.Args[1] == "init" {
+		// mxc (issue 4, enforcement helper): swap the agent-exec placeholder fd
+		// for the sealed /proc/self/exe before libcontainer closes fds and execs.
+		agentexec.FixupInitFDs()
 		libcontainer.Init()
 	}
 }

@@ -1,13 +1,44 @@
 package main
 
 import (
+	"os"
+
 	"github.com/urfave/cli/v2"
 
 	"mxc.dev/mxc/linux/container"
+	"mxc.dev/mxc/linux/enforce"
 )
 
 // newPolicyEngine returns the engine that resolves and enforces agent
-// policies, or nil while none is wired.
+// policies: the node config is read from --config (a missing file means no
+// node config: containers without io.mxc.* annotations run as plain OCI
+// containers).
 func newPolicyEngine(c *cli.Context, rt *container.Runtime) (container.PolicyEngine, error) {
-	return nil, nil
+	nc, err := enforce.LoadNodeConfig(c.String("config"))
+	if err != nil {
+		return nil, err
+	}
+	return enforce.New(enforce.Options{Node: nc, Root: rt.Root, Exe: rt.Exe})
+}
+
+// policy-monitor is the per-container helper the engine starts (timeout,
+// oom and fs.deny events). Like agent-exec it is dispatched before the CLI
+// is built: it lives as long as the container and should stay small.
+func init() {
+	if len(os.Args) > 1 && os.Args[1] == enforce.MonitorVerb {
+		os.Exit(enforce.MonitorMain(os.Args[2:]))
+	}
+	register(&policyMonitorCommand)
+}
+
+var policyMonitorCommand = cli.Command{
+	Name:            enforce.MonitorVerb,
+	Usage:           "internal: watch one agent container (timeout, oom, fs.deny)",
+	ArgsUsage:       "CONFIG",
+	Hidden:          true,
+	SkipFlagParsing: true,
+	Action: func(c *cli.Context) error {
+		os.Exit(enforce.MonitorMain(c.Args().Slice()))
+		return nil
+	},
 }

@@ -1,8 +1,5 @@
 //go:build linux
 
-// Package landlock applies Landlock rulesets (filesystem access, and scoping
-// of abstract unix sockets and signals) to the calling thread, best effort
-// across ABI versions.
 package landlock
 
 import (
@@ -18,3 +15,7 @@ func ABI() int {
 	}
 	return int(v)
 }
+
+// Effective returns the ABI this package enforces on the running kernel:
+// the kernel's, capped at MaxKnownABI.
+func Effective() int { return min(ABI(), MaxKnownABI) }

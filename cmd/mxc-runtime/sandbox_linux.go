@@ -1,0 +1,92 @@
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/urfave/cli/v2"
+
+	"mxc.dev/mxc/linux/enforce"
+	"mxc.dev/mxc/linux/sandbox"
+	"mxc.dev/mxc/spec"
+)
+
+// sandboxError exits with the sandbox's setup status (125), so a caller
+// tells "the sandbox failed" from the command's own exit status.
+type sandboxError struct{ error }
+
+func (e sandboxError) ExitCode() int { return sandbox.ExitSetup }
+func (e sandboxError) Unwrap() error { return e.error }
+
+var sandboxCommand = cli.Command{
+	Name:  "sandbox",
+	Usage: "run a host command under an agent policy (process tier, no bundle)",
+	Description: `The command sees the host's filesystem read-only except the policy's
+readwritePaths, with its deniedPaths masked and (when it lists paths)
+everything unlisted out of reach; it gets a network namespace with loopback
+only, the agent seccomp profile, no_new_privs and the policy's capability
+bound. Its exit status, signals, stdio and terminal pass through.
+
+Exit status 125 means the sandbox itself failed (bad policy, a rule this
+host cannot enforce); 126/127 that the command could not be run.`,
+	ArgsUsage: "--policy FILE [--] CMD [ARGS...]",
+	Flags: []cli.Flag{
+		&cli.StringFlag{Name: "policy", Aliases: []string{"p"}, Usage: "agent policy file (YAML or JSON, mxc.dev/v1alpha1 or MXC 1.0.0)", Required: true},
+	},
+	Action: func(c *cli.Context) error {
+		code, err := sandboxAction(c)
+		if err != nil {
+			return sandboxError{fmt.Errorf("sandbox: %w", err)}
+		}
+		return exitStatus(code)
+	},
+}
+
+func sandboxAction(c *cli.Context) (int, error) {
+	args := c.Args().Slice()
+	if len(args) > 0 && args[0] == "--" {
+		args = args[1:]
+	}
+	if len(args) == 0 {
+		return sandbox.ExitSetup, usageError{"sandbox: no command given"}
+	}
+	data, err := os.ReadFile(c.String("policy"))
+	if err != nil {
+		return sandbox.ExitSetup, fmt.Errorf("--policy: %w", err)
+	}
+	pol, notes, err := spec.ParsePolicy(data)
+	if err != nil {
+		return sandbox.ExitSetup, fmt.Errorf("--policy %s: %w", c.String("policy"), err)
+	}
+	nc, err := enforce.LoadNodeConfig(c.String("config"))
+	if err != nil {
+		return sandbox.ExitSetup, err
+	}
+	eff, err := spec.NewEffective(pol, nc, []string{"file " + c.String("policy")}, notes)
+	if err != nil {
+		return sandbox.ExitSetup, fmt.Errorf("--policy %s: %w", c.String("policy"), err)
+	}
+	pl, err := sandbox.Compile(eff, nc != nil && nc.AllowDegraded)
+	if err != nil {
+		return sandbox.ExitSetup, err
+	}
+	code, err := sandbox.Run(pl, args, os.Environ())
+	if err != nil {
+		if code == sandbox.ExitSetup {
+			return code, err
+		}
+		// The command could not be run (126/127): say why, keep the status.
+		fmt.Fprintf(os.Stderr, "mxc-runtime sandbox: %v\n", err)
+		return code, nil
+	}
+	return code, nil
+}
+
+// sandbox-stage is the child of a non-root sandbox (see package sandbox),
+// dispatched before the CLI is built.
+func init() {
+	if len(os.Args) > 1 && os.Args[1] == sandbox.StageVerb {
+		sandbox.StageMain(os.Args[2:])
+	}
+	register(&sandboxCommand)
+}

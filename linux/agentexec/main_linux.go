@@ -1,0 +1,136 @@
+//go:build linux
+
+package agentexec
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"mxc.dev/mxc/linux/landlock"
+	"mxc.dev/mxc/linux/seccomp"
+)
+
+// Exit statuses of the last step, as a shell would use them.
+const (
+	exitCannotRun = 126
+	exitNotFound  = 127
+)
+
+// Main is `mxc-runtime agent-exec --config-fd N -- ARGS...`. It never
+// returns: it execs ARGS or exits 126/127 with a message on stderr.
+func Main(args []string) {
+	fd, argv, err := parseArgs(args)
+	if err != nil {
+		fail(exitCannotRun, err)
+	}
+	f := os.NewFile(uintptr(fd), ConfigMemfdName)
+	data, err := io.ReadAll(io.LimitReader(f, 16<<20))
+	f.Close()
+	if err != nil {
+		fail(exitCannotRun, fmt.Errorf("read config: %w", err))
+	}
+	var cfg Config
+	if err := json.Unmarshal(data, &cfg); err != nil {
+		fail(exitCannotRun, fmt.Errorf("parse config: %w", err))
+	}
+	code, err := Exec(&cfg, argv, os.Environ())
+	fail(code, err)
+}
+
+func parseArgs(args []string) (int, []string, error) {
+	fd := -1
+	for len(args) > 0 {
+		switch a := args[0]; a {
+		case "--config-fd":
+			if len(args) < 2 {
+				return 0, nil, errors.New("--config-fd needs a value")
+			}
+			n, err := strconv.Atoi(args[1])
+			if err != nil || n < 3 {
+				return 0, nil, fmt.Errorf("--config-fd %q: not an fd number", args[1])
+			}
+			fd, args = n, args[2:]
+		case "--":
+			args = args[1:]
+			if fd < 0 {
+				return 0, nil, errors.New("--config-fd is required")
+			}
+			if len(args) == 0 {
+				return 0, nil, errors.New("no command after --")
+			}
+			return fd, args, nil
+		default:
+			return 0, nil, fmt.Errorf("unknown argument %q", a)
+		}
+	}
+	return 0, nil, errors.New("missing -- before the command")
+}
+
+func fail(code int, err error) {
+	fmt.Fprintf(os.Stderr, "mxc-runtime %s: %v\n", Verb, err)
+	os.Exit(code)
+}
+
+// Exec applies cfg to the calling thread and execs argv with env. It only
+// returns on failure, with the exit status to use. The caller must not
+// have other work in flight: the thread is locked for good.
+func Exec(cfg *Config, argv, env []string) (int, error) {
+	runtime.LockOSThread()
+	if cfg.Landlock != nil && !cfg.Landlock.Empty() {
+		if abi := landlock.ABI(); abi < cfg.MinLandlockABI {
+			return exitCannotRun, fmt.Errorf("landlock: the kernel offers ABI %d, the policy was accepted for ABI %d", abi, cfg.MinLandlockABI)
+		}
+		if _, err := cfg.Landlock.Apply(); err != nil {
+			return exitCannotRun, err
+		}
+	}
+	path, err := lookPath(argv[0], env)
+	if err != nil {
+		return exitNotFound, err
+	}
+	if cfg.AgentSeccomp != nil {
+		if err := seccomp.InstallAgent(*cfg.AgentSeccomp); err != nil {
+			return exitCannotRun, err
+		}
+	}
+	if err := seccomp.Install(cfg.Seccomp...); err != nil {
+		return exitCannotRun, err
+	}
+	err = syscall.Exec(path, argv, env)
+	code := exitCannotRun
+	if errors.Is(err, unix.ENOENT) {
+		code = exitNotFound
+	}
+	return code, fmt.Errorf("exec %s: %w", argv[0], err)
+}
+
+// lookPath resolves a command name with the PATH of env (the process's
+// environment, which is what the agent asked for), like execvp.
+func lookPath(name string, env []string) (string, error) {
+	for i := len(env) - 1; i >= 0; i-- {
+		if len(env[i]) >= 5 && env[i][:5] == "PATH=" {
+			old := os.Getenv("PATH")
+			os.Setenv("PATH", env[i][5:])
+			p, err := exec.LookPath(name)
+			os.Setenv("PATH", old)
+			if errors.Is(err, exec.ErrDot) {
+				return p, nil
+			}
+			return p, err
+		}
+	}
+	p, err := exec.LookPath(name)
+	if errors.Is(err, exec.ErrDot) {
+		return p, nil
+	}
+	return p, err
+}

@@ -1,0 +1,478 @@
+//go:build linux
+
+package enforce
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/opencontainers/runc/libcontainer"
+	"github.com/opencontainers/runc/libcontainer/configs"
+	"github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/sirupsen/logrus"
+
+	"mxc.dev/mxc/audit"
+	"mxc.dev/mxc/linux/agentexec"
+	"mxc.dev/mxc/linux/container"
+	"mxc.dev/mxc/linux/egress"
+	"mxc.dev/mxc/linux/landlock"
+	"mxc.dev/mxc/linux/seccomp"
+	"mxc.dev/mxc/spec"
+)
+
+// Options configure an Engine.
+type Options struct {
+	// Node is the node config; nil means none (no default, no ceiling).
+	Node *spec.NodeConfig
+	// Root is the runtime's state root.
+	Root string
+	// Exe is the mxc-runtime binary, for the helpers (monitor, egress gate).
+	Exe string
+	// SlotDir is where session id ranges are handed out (DefaultSlotDir).
+	SlotDir string
+}
+
+// Engine implements container.PolicyEngine on Linux.
+type Engine struct {
+	opts Options
+
+	mu      sync.Mutex
+	pending map[string]*state // by container id, between PrepareSpec and AfterCreate
+}
+
+var _ container.PolicyEngine = (*Engine)(nil)
+
+// New returns an engine.
+func New(o Options) (*Engine, error) {
+	if o.Root == "" {
+		return nil, errors.New("policy engine: no runtime root")
+	}
+	if o.SlotDir == "" {
+		o.SlotDir = DefaultSlotDir
+	}
+	return &Engine{opts: o, pending: map[string]*state{}}, nil
+}
+
+// LoadNodeConfig reads the node config at path; a missing file means no
+// node config (nil, nil).
+func LoadNodeConfig(path string) (*spec.NodeConfig, error) {
+	if path == "" {
+		return nil, nil
+	}
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	} else if err != nil {
+		return nil, fmt.Errorf("node config: %w", err)
+	}
+	nc, err := spec.ParseNodeConfig(b)
+	if err != nil {
+		return nil, fmt.Errorf("node config %s: %w", path, err)
+	}
+	return nc, nil
+}
+
+// stateFile is the engine's per-container record, next to mxc.json: what
+// every later exec needs to enforce the same rules.
+const stateFile = "enforce.json"
+
+type state struct {
+	Agent agentexec.Config `json:"agent"`
+	// AllowedCaps is the policy's capability bound; BundleCaps what the
+	// bundle's process asked for (an exec inherits those and they are
+	// bounded silently, as at create; anything else is refused).
+	AllowedCaps []string `json:"allowedCaps"`
+	BundleCaps  []string `json:"bundleCaps,omitempty"`
+	ScrubUIEnv  bool     `json:"scrubUIEnv,omitempty"`
+	HostPID     bool     `json:"hostPID,omitempty"`
+	// NetNSPath is the spec's network namespace path, if it joins one.
+	NetNSPath string `json:"netnsPath,omitempty"`
+	HostNet   bool   `json:"hostNet,omitempty"`
+	Session   bool   `json:"session,omitempty"`
+
+	degraded []string
+}
+
+func (e *Engine) loader(name string) ([]byte, error) {
+	nc := e.opts.Node
+	if nc == nil || nc.PolicyDir == "" {
+		return nil, os.ErrNotExist
+	}
+	if name == "" || strings.ContainsAny(name, "/\x00") || strings.HasPrefix(name, ".") {
+		return nil, fmt.Errorf("invalid policy name %q", name)
+	}
+	for _, ext := range []string{".yaml", ".yml", ".json"} {
+		b, err := os.ReadFile(filepath.Join(nc.PolicyDir, name+ext))
+		if err == nil {
+			return b, nil
+		}
+		if !errors.Is(err, os.ErrNotExist) {
+			return nil, err
+		}
+	}
+	return nil, fmt.Errorf("no %s.yaml or %s.json in %s: %w", name, name, nc.PolicyDir, os.ErrNotExist)
+}
+
+// Resolve implements container.PolicyEngine.
+func (e *Engine) Resolve(s *specs.Spec) (*spec.Effective, error) {
+	return spec.Resolve(s.Annotations, e.opts.Node, e.loader)
+}
+
+func (e *Engine) allowDegraded() bool { return e.opts.Node != nil && e.opts.Node.AllowDegraded }
+
+// PrepareSpec implements container.PolicyEngine.
+func (e *Engine) PrepareSpec(s *specs.Spec, eff *spec.Effective, cc *container.CreateContext) (retErr error) {
+	p := &eff.Policy
+	if p.Isolation == spec.TierMicroVM {
+		return errors.New("isolation microvm needs a virtual-machine backend (a Kata Containers or Cloud Hypervisor style VMM), which mxc does not have on Linux; use isolation: session, or run the agent on a Windows node (Hyper-V isolation)")
+	}
+	if s.Linux == nil {
+		s.Linux = &specs.Linux{}
+	}
+	specProfile, err := seccomp.FromSpec(s.Linux.Seccomp)
+	if err != nil {
+		return err
+	}
+	bundleCaps := specCaps(s.Process)
+	if err := spec.ApplyToOCI(s, eff); err != nil {
+		return err
+	}
+	if err := egress.Check(s, eff); err != nil {
+		return err
+	}
+	if p.Mode != spec.ModeAudit {
+		maskDeniedFiles(s, eff, cc.Bundle)
+	}
+	// The spec's profile moves into the agent's last step (see agentexec).
+	s.Linux.Seccomp = nil
+
+	if UIDisabled(p) {
+		for i, d := range s.Linux.Devices {
+			if what := uiDevice(d); what != "" {
+				return fmt.Errorf("linux.devices[%d] %s is %s of the host: the policy keeps the agent away from the host's UI (ui.disable / ui.injection)", i, d.Path, what)
+			}
+		}
+		if s.Linux.Resources == nil {
+			s.Linux.Resources = &specs.LinuxResources{}
+		}
+		s.Linux.Resources.Devices = append(s.Linux.Resources.Devices, uiDeviceRules()...)
+	}
+
+	hasNet, netPath := hasNamespace(s, specs.NetworkNamespace)
+	hasPID, _ := hasNamespace(s, specs.PIDNamespace)
+	f := hostFacts{ABI: landlock.Effective(), Seccomp: seccomp.Enabled, HostNet: !hasNet, HostPID: !hasPID}
+	rules := landlockRules(eff, f)
+	gaps := missing(eff, f, rules)
+	if len(gaps) > 0 {
+		if !e.allowDegraded() {
+			return fmt.Errorf("this host cannot enforce the policy: %s (a node config with allowDegraded: true runs such containers anyway and records what is missing)", strings.Join(gaps, "; "))
+		}
+		for _, g := range gaps {
+			logrus.Warnf("container %s: policy degraded: %s", cc.ID, g)
+		}
+	}
+
+	st := &state{
+		Agent:      *agentConfig(eff, f, rules, specProfile),
+		BundleCaps: bundleCaps,
+		ScrubUIEnv: UIDisabled(p),
+		HostPID:    f.HostPID,
+		HostNet:    f.HostNet,
+		NetNSPath:  netPath,
+		Session:    p.Isolation == spec.TierSession,
+		degraded:   gaps,
+	}
+	for c := range AllowedCaps(p) {
+		st.AllowedCaps = append(st.AllowedCaps, c)
+	}
+	sort.Strings(st.AllowedCaps)
+	enf := &container.Enforcement{Seccomp: st.Agent.AgentSeccomp != nil, Degraded: gaps}
+	if st.Agent.Landlock != nil {
+		enf.LandlockABI = f.ABI
+	}
+
+	if p.Isolation == spec.TierSession {
+		r, err := allocSlot(e.opts.SlotDir, e.opts.Node, cc.StateDir)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			if retErr != nil {
+				_ = freeSlot(e.opts.SlotDir, cc.StateDir)
+			}
+		}()
+		if err := userNamespace(s, r); err != nil {
+			return err
+		}
+		idmapBinds(s)
+		if s.Root == nil || s.Root.Path == "" {
+			return errors.New("isolation session: the spec has no root.path")
+		}
+		rootfs := s.Root.Path
+		if !filepath.IsAbs(rootfs) {
+			rootfs = filepath.Join(cc.Bundle, rootfs)
+		}
+		dst := idmapDir(e.opts.Root, cc.ID)
+		if err := mountIDMappedRootfs(e.opts.Root, rootfs, dst, r); err != nil {
+			_ = unmountIDMapped(dst)
+			return err
+		}
+		s.Root.Path = dst
+		enf.UserNS = true
+		enf.IDRange = r.String()
+	}
+	cc.Record.Enforcement = enf
+	e.mu.Lock()
+	e.pending[cc.ID] = st
+	e.mu.Unlock()
+	return nil
+}
+
+func saveState(stateDir string, st *state) error {
+	b, err := json.Marshal(st)
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(stateDir, stateFile+".tmp")
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return fmt.Errorf("save %s: %w", stateFile, err)
+	}
+	return os.Rename(tmp, filepath.Join(stateDir, stateFile))
+}
+
+func loadState(stateDir string) (*state, error) {
+	b, err := os.ReadFile(filepath.Join(stateDir, stateFile))
+	if err != nil {
+		return nil, fmt.Errorf("agent policy state: %w", err)
+	}
+	var st state
+	if err := json.Unmarshal(b, &st); err != nil {
+		return nil, fmt.Errorf("parse %s: %w", stateFile, err)
+	}
+	return &st, nil
+}
+
+// PrepareProcess implements container.PolicyEngine.
+func (e *Engine) PrepareProcess(p *libcontainer.Process, eff *spec.Effective, cc *container.CreateContext) error {
+	var st *state
+	if p.Init {
+		e.mu.Lock()
+		st = e.pending[cc.ID]
+		e.mu.Unlock()
+		if st == nil {
+			return errors.New("internal: PrepareProcess for an init without PrepareSpec")
+		}
+		if err := saveState(cc.StateDir, st); err != nil {
+			return err
+		}
+	} else {
+		var err error
+		if st, err = loadState(cc.StateDir); err != nil {
+			return err
+		}
+		if err := boundExecCaps(p, st); err != nil {
+			return err
+		}
+		if st.ScrubUIEnv {
+			p.Env = spec.ScrubUIEnv(p.Env)
+		}
+	}
+	t := true
+	p.NoNewPrivileges = &t
+	return agentexec.Wrap(p, &st.Agent)
+}
+
+// boundExecCaps applies the policy's capability bound to an exec'd
+// process: what the bundle's process had is bounded as it was at create;
+// a capability asked for beyond both (exec --cap, --process) is refused.
+func boundExecCaps(p *libcontainer.Process, st *state) error {
+	if p.Capabilities == nil {
+		return nil
+	}
+	allowed := map[string]bool{}
+	for _, c := range st.AllowedCaps {
+		allowed[c] = true
+	}
+	fromBundle := map[string]bool{}
+	for _, c := range st.BundleCaps {
+		fromBundle[c] = true
+	}
+	var refused []string
+	seen := map[string]bool{}
+	for _, set := range capSets(p.Capabilities) {
+		for _, c := range set {
+			u := strings.ToUpper(c)
+			if !allowed[u] && !fromBundle[u] && !seen[u] {
+				seen[u] = true
+				refused = append(refused, u)
+			}
+		}
+	}
+	if len(refused) > 0 {
+		sort.Strings(refused)
+		return fmt.Errorf("capabilities %s are beyond the agent policy (process.capabilities)", strings.Join(refused, ", "))
+	}
+	filter := func(l []string) []string {
+		if l == nil {
+			return nil
+		}
+		out := []string{}
+		for _, c := range l {
+			if allowed[strings.ToUpper(c)] {
+				out = append(out, c)
+			}
+		}
+		return out
+	}
+	c := p.Capabilities
+	p.Capabilities = &configs.Capabilities{
+		Bounding: filter(c.Bounding), Effective: filter(c.Effective), Permitted: filter(c.Permitted),
+		Inheritable: filter(c.Inheritable), Ambient: filter(c.Ambient),
+	}
+	return nil
+}
+
+// AfterCreate implements container.PolicyEngine.
+func (e *Engine) AfterCreate(c *libcontainer.Container, eff *spec.Effective, cc *container.CreateContext) error {
+	e.mu.Lock()
+	st := e.pending[cc.ID]
+	delete(e.pending, cc.ID)
+	e.mu.Unlock()
+	if st == nil {
+		return errors.New("internal: AfterCreate without PrepareSpec")
+	}
+	ls, err := c.State()
+	if err != nil {
+		return fmt.Errorf("container state: %w", err)
+	}
+	pid := ls.InitProcessPid
+	rec := cc.Record
+	agent := rec.Agent
+
+	enforcesNet, err := egress.Enforces(eff)
+	if err != nil {
+		return err
+	}
+	if enforcesNet {
+		netns := st.NetNSPath
+		if netns == "" {
+			netns = fmt.Sprintf("/proc/%d/ns/net", pid)
+		}
+		rec.Egress = true
+		rec.NetNSPath = st.NetNSPath
+		if err := container.SaveRecord(cc.StateDir, rec); err != nil {
+			return err
+		}
+		var dns *spec.DNSConfig
+		if e.opts.Node != nil {
+			dns = e.opts.Node.DNS
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := egress.Setup(ctx, egress.Config{
+			ContainerID: cc.ID,
+			Agent:       agent,
+			StateDir:    cc.StateDir,
+			NetNSPath:   netns,
+			Policy:      eff,
+			DNS:         dns,
+			AuditPath:   filepath.Join(cc.StateDir, audit.FileName),
+			Exe:         e.opts.Exe,
+		}); err != nil {
+			return fmt.Errorf("egress filter: %w", err)
+		}
+	}
+
+	kaudit := kernelAuditEnabled() && st.Agent.Landlock != nil && st.Agent.Landlock.HandleFS
+	mon := monitorConfig{
+		ID:          cc.ID,
+		Root:        e.opts.Root,
+		StateDir:    cc.StateDir,
+		Agent:       agent,
+		InitPid:     pid,
+		InitStart:   procStartTime(pid),
+		TimeoutMs:   uint64(eff.Timeout() / time.Millisecond),
+		OOM:         hasMemoryLimit(cc.Spec),
+		KernelAudit: kaudit,
+		HostPID:     st.HostPID,
+		Cgroups:     rec.CgroupPaths,
+	}
+	if mon.needed() {
+		mpid, err := startMonitor(e.opts.Exe, mon)
+		if err != nil {
+			return err
+		}
+		rec.MonitorPid = mpid
+		if err := container.SaveRecord(cc.StateDir, rec); err != nil {
+			return err
+		}
+	}
+
+	if cc.Audit != nil {
+		detail := map[string]string{
+			"tier":    string(eff.Policy.Isolation),
+			"digest":  eff.Digest,
+			"seccomp": strconv.FormatBool(rec.Enforcement != nil && rec.Enforcement.Seccomp),
+		}
+		if rec.Enforcement != nil {
+			detail["landlockABI"] = strconv.Itoa(rec.Enforcement.LandlockABI)
+			if rec.Enforcement.IDRange != "" {
+				detail["idRange"] = rec.Enforcement.IDRange
+			}
+		}
+		switch {
+		case kaudit:
+			detail["fsDenyEvents"] = "kernel audit"
+		case st.Agent.Landlock != nil && st.Agent.Landlock.HandleFS:
+			detail["fsDenyEvents"] = "unavailable: kernel audit is disabled on this host"
+		}
+		_ = cc.Audit.Emit(audit.KindPolicy, detail)
+		for _, g := range st.degraded {
+			_ = cc.Audit.Emit(audit.KindDegraded, map[string]string{"missing": g})
+		}
+	}
+	return nil
+}
+
+func hasMemoryLimit(s *specs.Spec) bool {
+	return s != nil && s.Linux != nil && s.Linux.Resources != nil && s.Linux.Resources.Memory != nil &&
+		s.Linux.Resources.Memory.Limit != nil && *s.Linux.Resources.Memory.Limit > 0
+}
+
+// Teardown implements container.PolicyEngine. It is called for every
+// container (with or without a policy) and after crashes, so each step
+// checks whether it has anything to undo.
+func (e *Engine) Teardown(stateDir string, rec *container.Record) error {
+	id := filepath.Base(stateDir)
+	var errs []error
+	if rec != nil && rec.MonitorPid > 0 {
+		if err := stopMonitor(rec.MonitorPid, stateDir); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(stateDir, "egress.json")); err == nil || (rec != nil && rec.Egress) {
+		cfg := egress.Config{ContainerID: id, StateDir: stateDir}
+		if rec != nil {
+			cfg.NetNSPath = rec.NetNSPath
+		}
+		if err := egress.Teardown(cfg); err != nil {
+			errs = append(errs, fmt.Errorf("egress teardown: %w", err))
+		}
+	}
+	if err := unmountIDMapped(idmapDir(e.opts.Root, id)); err != nil {
+		errs = append(errs, err)
+	}
+	if err := freeSlot(e.opts.SlotDir, stateDir); err != nil {
+		errs = append(errs, fmt.Errorf("session slot: %w", err))
+	}
+	return errors.Join(errs...)
+}
