@@ -2,9 +2,6 @@ package main
 
 import (
 	"os"
-	"os/signal"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/urfave/cli/v2"
 
@@ -12,29 +9,25 @@ import (
 )
 
 // egressGateCommand is the per-network-namespace DNS gate that
-// egress.Setup starts detached; it is not meant to be run by hand.
+// egress.Setup starts detached (when no policy monitor hosts it); it is
+// not meant to be run by hand. Like policy-monitor it is dispatched before
+// the CLI is built: it starts on the path of every create that filters
+// egress, and lives as long as the container.
 var egressGateCommand = cli.Command{
-	Name:   egress.GateVerb,
-	Usage:  "run the egress DNS gate of one network namespace (internal)",
-	Hidden: true,
-	Flags: []cli.Flag{
-		&cli.StringFlag{Name: "config", Usage: "gate config written by egress.Setup", Required: true},
-		&cli.IntFlag{Name: "ready-fd", Value: -1, Usage: "fd to report readiness on"},
-		&cli.IntFlag{Name: "lifeline-fd", Value: -1, Usage: "fd whose EOF ends the gate"},
-	},
+	Name:            egress.GateVerb,
+	Usage:           "run the egress DNS gate of one network namespace (internal)",
+	ArgsUsage:       "--cmd-fd N --ready-fd N [--lifeline-fd N] | --config PATH [--ready-fd N]",
+	Hidden:          true,
+	SkipFlagParsing: true,
 	Action: func(c *cli.Context) error {
-		opt := egress.GateOptions{ConfigPath: c.String("config")}
-		if fd := c.Int("ready-fd"); fd >= 0 {
-			opt.Ready = os.NewFile(uintptr(fd), "ready")
-		}
-		if fd := c.Int("lifeline-fd"); fd >= 0 {
-			opt.Lifeline = os.NewFile(uintptr(fd), "lifeline")
-		}
-		// SIGTERM (Teardown) ends the gate cleanly.
-		ctx, stop := signal.NotifyContext(c.Context, unix.SIGTERM, unix.SIGINT)
-		defer stop()
-		return egress.RunGate(ctx, opt)
+		os.Exit(egress.GateMain(c.Args().Slice()))
+		return nil
 	},
 }
 
-func init() { register(&egressGateCommand) }
+func init() {
+	if len(os.Args) > 1 && os.Args[1] == egress.GateVerb {
+		os.Exit(egress.GateMain(os.Args[2:]))
+	}
+	register(&egressGateCommand)
+}

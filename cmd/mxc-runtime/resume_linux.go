@@ -6,20 +6,13 @@ var resumeCommand = cli.Command{
 	Name:      "resume",
 	Usage:     "resume the processes of a paused container",
 	ArgsUsage: "<container-id>",
-	Action: func(c *cli.Context) error {
-		if err := checkArgs(c, 1, true); err != nil {
-			return err
-		}
-		id, err := containerID(c)
-		if err != nil {
-			return err
-		}
+	Action: oneID(func(c *cli.Context, id string) error {
 		rt, err := newRuntime(c)
 		if err != nil {
 			return err
 		}
 		return rt.Resume(id)
-	},
+	}),
 }
 
 func init() { register(&resumeCommand) }

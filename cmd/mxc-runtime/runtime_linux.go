@@ -47,3 +47,33 @@ func rootDir(c *cli.Context) (string, error) {
 	}
 	return root, nil
 }
+
+func killContainer(c *cli.Context, id, raw string, all bool) error {
+	sig, err := container.ParseSignal(raw)
+	if err != nil {
+		return err
+	}
+	rt, err := newRuntime(c)
+	if err != nil {
+		return err
+	}
+	return rt.Kill(id, sig, all)
+}
+
+// listContainers returns the table rows and the value `list --format json`
+// prints (runc's list format).
+func listContainers(c *cli.Context) ([]listRow, any, error) {
+	rt, err := newRuntime(c)
+	if err != nil {
+		return nil, nil, err
+	}
+	list, err := rt.List()
+	if err != nil {
+		return nil, nil, err
+	}
+	rows := make([]listRow, 0, len(list))
+	for _, s := range list {
+		rows = append(rows, listRow{ID: s.ID, Pid: s.InitProcessPid, Status: s.Status, Bundle: s.Bundle, Created: s.Created, Owner: s.Owner})
+	}
+	return rows, list, nil
+}

@@ -48,3 +48,28 @@ func noConsoleSocket(c *cli.Context) error {
 	}
 	return nil
 }
+
+func killContainer(c *cli.Context, id, sig string, all bool) error {
+	rt, err := newRuntime(c)
+	if err != nil {
+		return err
+	}
+	return rt.Kill(id, sig, all)
+}
+
+// listContainers returns the table rows and the value `list --format json` prints.
+func listContainers(c *cli.Context) ([]listRow, any, error) {
+	rt, err := newRuntime(c)
+	if err != nil {
+		return nil, nil, err
+	}
+	list, err := rt.List()
+	if err != nil {
+		return nil, nil, err
+	}
+	rows := make([]listRow, 0, len(list))
+	for _, s := range list {
+		rows = append(rows, listRow{ID: s.ID, Pid: s.Pid, Status: s.Status, Bundle: s.Bundle, Created: s.Created, Owner: s.Owner})
+	}
+	return rows, list, nil
+}

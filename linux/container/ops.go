@@ -3,7 +3,6 @@
 package container
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -223,6 +222,3 @@ func (r *Runtime) Processes(id string) ([]int, error) {
 	}
 	return c.Processes()
 }
-
-// MarshalState renders a state as `state` prints it.
-func MarshalState(s *State) ([]byte, error) { return json.MarshalIndent(s, "", "  ") }

@@ -1,10 +1,6 @@
 package main
 
-import (
-	"github.com/urfave/cli/v2"
-
-	"mxc.dev/mxc/linux/container"
-)
+import "github.com/urfave/cli/v2"
 
 var killCommand = cli.Command{
 	Name:      "kill",
@@ -24,19 +20,11 @@ var killCommand = cli.Command{
 		if err != nil {
 			return err
 		}
-		raw := c.Args().Get(1)
-		if raw == "" {
-			raw = "SIGTERM"
+		sig := c.Args().Get(1)
+		if sig == "" {
+			sig = "SIGTERM"
 		}
-		sig, err := container.ParseSignal(raw)
-		if err != nil {
-			return err
-		}
-		rt, err := newRuntime(c)
-		if err != nil {
-			return err
-		}
-		return rt.Kill(id, sig, c.Bool("all"))
+		return killContainer(c, id, sig, c.Bool("all"))
 	},
 }
 

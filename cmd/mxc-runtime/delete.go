@@ -7,22 +7,15 @@ var deleteCommand = cli.Command{
 	Usage:     "delete a container and everything it holds (cgroups, egress filter, helpers, state)",
 	ArgsUsage: "<container-id>",
 	Flags: []cli.Flag{
-		&cli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "kill the container (SIGKILL) if it still runs, and remove an interrupted create"},
+		&cli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "kill the container if it still runs, and remove an interrupted create"},
 	},
-	Action: func(c *cli.Context) error {
-		if err := checkArgs(c, 1, true); err != nil {
-			return err
-		}
-		id, err := containerID(c)
-		if err != nil {
-			return err
-		}
+	Action: oneID(func(c *cli.Context, id string) error {
 		rt, err := newRuntime(c)
 		if err != nil {
 			return err
 		}
 		return rt.Delete(id, c.Bool("force"))
-	},
+	}),
 }
 
 func init() { register(&deleteCommand) }

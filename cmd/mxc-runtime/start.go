@@ -6,20 +6,13 @@ var startCommand = cli.Command{
 	Name:      "start",
 	Usage:     "start the process of a created container",
 	ArgsUsage: "<container-id>",
-	Action: func(c *cli.Context) error {
-		if err := checkArgs(c, 1, true); err != nil {
-			return err
-		}
-		id, err := containerID(c)
-		if err != nil {
-			return err
-		}
+	Action: oneID(func(c *cli.Context, id string) error {
 		rt, err := newRuntime(c)
 		if err != nil {
 			return err
 		}
 		return rt.Start(id)
-	},
+	}),
 }
 
 func init() { register(&startCommand) }

@@ -11,14 +11,7 @@ var stateCommand = cli.Command{
 	Name:      "state",
 	Usage:     "print the OCI state of a container",
 	ArgsUsage: "<container-id>",
-	Action: func(c *cli.Context) error {
-		if err := checkArgs(c, 1, true); err != nil {
-			return err
-		}
-		id, err := containerID(c)
-		if err != nil {
-			return err
-		}
+	Action: oneID(func(c *cli.Context, id string) error {
 		rt, err := newRuntime(c)
 		if err != nil {
 			return err
@@ -33,7 +26,7 @@ var stateCommand = cli.Command{
 		}
 		fmt.Fprintln(c.App.Writer, string(b))
 		return nil
-	},
+	}),
 }
 
 func init() { register(&stateCommand) }

@@ -9,6 +9,13 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
+// listRow is one line of `list`'s table; each OS maps its state to it.
+type listRow struct {
+	ID, Status, Bundle, Owner string
+	Pid                       int
+	Created                   time.Time
+}
+
 var listCommand = cli.Command{
 	Name:  "list",
 	Usage: "list the containers under --root",
@@ -20,36 +27,29 @@ var listCommand = cli.Command{
 		if err := checkArgs(c, 0, true); err != nil {
 			return err
 		}
-		rt, err := newRuntime(c)
-		if err != nil {
-			return err
-		}
 		format := c.String("format")
 		if format != "table" && format != "json" {
 			return fmt.Errorf("invalid --format %q: want table or json", format)
 		}
-		list, err := rt.List()
+		rows, states, err := listContainers(c)
 		if err != nil {
 			return err
 		}
 		out := c.App.Writer
-		if c.Bool("quiet") {
-			for _, s := range list {
-				fmt.Fprintln(out, s.ID)
+		switch {
+		case c.Bool("quiet"):
+			for _, r := range rows {
+				fmt.Fprintln(out, r.ID)
 			}
 			return nil
-		}
-		if format == "json" {
-			if list == nil {
-				fmt.Fprintln(out, "null")
-				return nil
-			}
-			return json.NewEncoder(out).Encode(list)
+		case format == "json":
+			// runc prints null for no containers; clients parse either.
+			return json.NewEncoder(out).Encode(states)
 		}
 		w := tabwriter.NewWriter(out, 12, 1, 3, ' ', 0)
 		fmt.Fprint(w, "ID\tPID\tSTATUS\tBUNDLE\tCREATED\tOWNER\n")
-		for _, s := range list {
-			fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%s\t%s\n", s.ID, s.InitProcessPid, s.Status, s.Bundle, s.Created.Format(time.RFC3339Nano), s.Owner)
+		for _, r := range rows {
+			fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%s\t%s\n", r.ID, r.Pid, r.Status, r.Bundle, r.Created.Format(time.RFC3339Nano), r.Owner)
 		}
 		return w.Flush()
 	},
