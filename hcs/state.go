@@ -12,6 +12,7 @@ import (
 
 	"github.com/opencontainers/runtime-spec/specs-go"
 
+	"mxc.dev/mxc/internal/statefile"
 	"mxc.dev/mxc/spec"
 )
 
@@ -105,23 +106,8 @@ func ShimPipePath(uniqueID string) string {
 // succeeded (runhcs's protocol: anything else is the error text).
 var ShimSuccess = []byte{0, 'O', 'K', 0}
 
-// WriteJSONAtomic writes v to path through a temporary file and a rename, so
-// a reader never sees half a document.
-func WriteJSONAtomic(path string, v any) error {
-	b, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return err
-	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return nil
-}
+// WriteJSONAtomic writes v to path atomically (see statefile.WriteJSON).
+func WriteJSONAtomic(path string, v any) error { return statefile.WriteJSON(path, v) }
 
 // SaveRecord writes mxc.json.
 func SaveRecord(dir string, r *Record) error {
@@ -151,27 +137,10 @@ func LoadRecord(dir string) (*Record, error) {
 
 // SavePolicy stores the effective policy as policy.json, exactly the
 // spec.Effective document (as the Linux driver stores it).
-func SavePolicy(dir string, eff *spec.Effective) error {
-	if err := WriteJSONAtomic(filepath.Join(dir, PolicyFile), eff); err != nil {
-		return fmt.Errorf("save effective policy: %w", err)
-	}
-	return nil
-}
+func SavePolicy(dir string, eff *spec.Effective) error { return statefile.SavePolicy(dir, eff) }
 
 // LoadPolicy reads policy.json; (nil, nil) when the container has no policy.
-func LoadPolicy(dir string) (*spec.Effective, error) {
-	b, err := os.ReadFile(filepath.Join(dir, PolicyFile))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	} else if err != nil {
-		return nil, err
-	}
-	var e spec.Effective
-	if err := json.Unmarshal(b, &e); err != nil {
-		return nil, fmt.Errorf("parse %s: %w", PolicyFile, err)
-	}
-	return &e, nil
-}
+func LoadPolicy(dir string) (*spec.Effective, error) { return statefile.LoadPolicy(dir) }
 
 // WritePid writes a pid file atomically.
 func WritePid(path string, pid int) error {

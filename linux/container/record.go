@@ -10,13 +10,11 @@ import (
 	"path/filepath"
 	"time"
 
+	"mxc.dev/mxc/internal/statefile"
 	"mxc.dev/mxc/spec"
 )
 
-const (
-	recordFile = "mxc.json"
-	policyFile = "policy.json"
-)
+const recordFile = "mxc.json"
 
 // Record is mxc's per-container record (mxc.json). It is written before any
 // side effect of create, so that a create killed at any point can be undone;
@@ -51,21 +49,9 @@ type Enforcement struct {
 	IDRange     string   `json:"idRange,omitempty"`
 }
 
-func writeJSONAtomic(path string, v any) error {
-	b, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return err
-	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
-}
-
 // SaveRecord writes mxc.json into the container's state dir.
 func SaveRecord(stateDir string, r *Record) error {
-	if err := writeJSONAtomic(filepath.Join(stateDir, recordFile), r); err != nil {
+	if err := statefile.WriteJSON(filepath.Join(stateDir, recordFile), r); err != nil {
 		return fmt.Errorf("save mxc record: %w", err)
 	}
 	return nil
@@ -88,23 +74,8 @@ func LoadRecord(stateDir string) (*Record, error) {
 
 // SavePolicy stores the effective policy as policy.json.
 func SavePolicy(stateDir string, eff *spec.Effective) error {
-	if err := writeJSONAtomic(filepath.Join(stateDir, policyFile), eff); err != nil {
-		return fmt.Errorf("save effective policy: %w", err)
-	}
-	return nil
+	return statefile.SavePolicy(stateDir, eff)
 }
 
 // LoadPolicy reads policy.json; (nil, nil) when the container has no policy.
-func LoadPolicy(stateDir string) (*spec.Effective, error) {
-	b, err := os.ReadFile(filepath.Join(stateDir, policyFile))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	} else if err != nil {
-		return nil, err
-	}
-	var e spec.Effective
-	if err := json.Unmarshal(b, &e); err != nil {
-		return nil, fmt.Errorf("parse %s: %w", policyFile, err)
-	}
-	return &e, nil
-}
+func LoadPolicy(stateDir string) (*spec.Effective, error) { return statefile.LoadPolicy(stateDir) }
