@@ -10,12 +10,16 @@ TAGS      ?= seccomp netgo osusergo urfave_cli_no_docs
 LDFLAGS   := -s -w -X main.version=$(VERSION) -X main.gitCommit=$(COMMIT) -extldflags -static
 GOFLAGS_B := -trimpath -tags "$(TAGS)" -ldflags "$(LDFLAGS)"
 
-.PHONY: all build build-windows deps test vet bench install demo clean
+.PHONY: all build shim build-windows deps test vet bench install demo clients clean
 
 all: build
 
 build:
 	$(GO) build $(GOFLAGS_B) -o bin/mxc-runtime ./cmd/mxc-runtime
+
+# The containerd shim (io.containerd.mxc.v2); pure Go, it drives mxc-runtime.
+shim:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X github.com/containerd/containerd/v2/version.Version=$(VERSION)" -o bin/containerd-shim-mxc-v2 ./cmd/containerd-shim-mxc-v2
 
 build-windows:
 	GOOS=windows $(GO) build -trimpath -ldflags "-X main.version=$(VERSION) -X main.gitCommit=$(COMMIT)" -o bin/mxc-runtime.exe ./cmd/mxc-runtime
@@ -25,8 +29,13 @@ vet:
 	GOOS=windows $(GO) build ./...
 	GOOS=windows $(GO) vet ./...
 
-install: build
+install: build shim
 	install -D -m 0755 bin/mxc-runtime $(DESTDIR)$(BINDIR)/mxc-runtime
+	install -D -m 0755 bin/containerd-shim-mxc-v2 $(DESTDIR)$(BINDIR)/containerd-shim-mxc-v2
+
+# docker, containerd (ctr, CRI + critest), podman, each started by the scripts (root).
+clients: deps build shim
+	MXC_RUNTIME=$(CURDIR)/bin/mxc-runtime MXC_SHIM=$(CURDIR)/bin/containerd-shim-mxc-v2 integration/clients/run-all.sh
 
 clean:
 	rm -rf bin

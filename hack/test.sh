@@ -10,7 +10,7 @@ export PATH=/usr/local/go/bin:$PATH
 ROOT=$(pwd)
 LOGDIR=${LOGDIR:-$ROOT/.cache/test-logs}
 mkdir -p "$LOGDIR"
-ALL="static unit fuzz integration conformance bench"
+ALL="static unit fuzz integration conformance clients bench"
 SUITES=${SUITES:-$ALL}
 FUZZTIME=${FUZZTIME:-60s}
 GOTAGS="seccomp netgo osusergo"
@@ -36,7 +36,7 @@ static_checks() {
 	go vet -tags "$GOTAGS" ./...
 	GOOS=windows go build ./...
 	GOOS=windows go vet ./...
-	make -s build build-windows
+	make -s build shim build-windows
 	echo "static: ok"
 }
 
@@ -72,6 +72,11 @@ conformance_suite() {
 	MXC_RUNTIME=$ROOT/bin/mxc-runtime integration/conformance/run.sh
 }
 
+clients_suite() {
+	make -s build shim
+	MXC_RUNTIME=$ROOT/bin/mxc-runtime MXC_SHIM=$ROOT/bin/containerd-shim-mxc-v2 integration/clients/run-all.sh
+}
+
 bench_short() {
 	# Prints the ratios against runc and crun; timing never fails a run.
 	make -s build
@@ -83,6 +88,7 @@ suite unit        15m unit_tests
 suite fuzz        20m fuzz_targets
 suite integration 25m integration_tests
 suite conformance 20m conformance_suite
+suite clients     40m clients_suite
 suite bench       10m bench_short
 
 echo

@@ -1,0 +1,168 @@
+# shellcheck shell=bash
+# lib.sh - shared by the client-integration scripts; source it:
+#   . "$(dirname "$0")/lib.sh"
+# Paths (all overridable from the environment):
+#   MXC_IT_DIR     state of every daemon these scripts start (default /var/lib/mxc-it)
+#   MXC_TOOLS_DIR  cache of the client binaries built from Go modules (containerd 2.x,
+#                  ctr, cri-tools), keyed by version; default: beside the Go build cache
+#                  ($(go env GOCACHE)/../mxc-tools) so CI machines keep it between runs
+#   MXC_RUNTIME    runc-CLI runtime binary to test (default: crun standing in)
+#   MXC_SHIM       containerd-shim-mxc-v2 binary (default: built from this repo)
+# shellcheck disable=SC2034
+IT_HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO_ROOT=$(cd "$IT_HERE/../.." && pwd)
+DEPLOY_DIR=$REPO_ROOT/deploy
+MXC_IT_DIR=${MXC_IT_DIR:-/var/lib/mxc-it}
+IMAGES_DIR=${IMAGES_DIR:-$MXC_IT_DIR/images}
+if [ -z "${MXC_TOOLS_DIR:-}" ]; then
+	gc=$(go env GOCACHE 2>/dev/null || true)
+	MXC_TOOLS_DIR=$(dirname "${gc:-/var/cache/go-build}")/mxc-tools
+fi
+CONTAINERD_VERSION=${CONTAINERD_VERSION:-v2.4.2}
+CTD2_BIN=$MXC_TOOLS_DIR/containerd-$CONTAINERD_VERSION/bin
+cri_tools_bin() { echo "$MXC_TOOLS_DIR/cri-tools-$1/bin"; }
+REGISTRY=${REGISTRY:-127.0.0.1:5000}
+PAUSE_REF=${PAUSE_REF:-registry.k8s.io/pause:3.10.2}
+BUSYBOX_REF=${BUSYBOX_REF:-docker.io/library/busybox-local:latest}
+
+# --- step runner: "ok|FAIL  seconds  name" per step, counts for the closing line ---
+pass=0 fail=0 skipped=0
+STEP_TIMEOUT=${STEP_TIMEOUT:-120}
+now() { date +%s.%N; }
+elapsed() { echo "$(now) - $1" | bc | xargs printf '%.2f'; }
+# step NAME CMD...  runs CMD (through bash -o pipefail -c when CMD is one string) in a
+# session of its own, so that on timeout ($STEP_TIMEOUT s) every process it started
+# is ended (pkill -s SESSION: ours only), nested `timeout`s and signal-forwarding
+# clients (ctr run) included
+step() {
+	local n=$1 t0 out rc p deadline; shift
+	t0=$(now)
+	out=$(mktemp)
+	if [ $# -eq 1 ]; then setsid bash -o pipefail -c "$1" >"$out" 2>&1 </dev/null &
+	else setsid "$@" >"$out" 2>&1 </dev/null & fi
+	p=$!
+	deadline=$(($(date +%s) + STEP_TIMEOUT))
+	while kill -0 "$p" 2>/dev/null; do
+		if [ "$(date +%s)" -ge "$deadline" ]; then
+			pkill -KILL -s "$p" 2>/dev/null
+			echo "step timed out after ${STEP_TIMEOUT}s" >>"$out"
+			break
+		fi
+		sleep 0.05
+	done
+	wait "$p"; rc=$?
+	if [ $rc -eq 0 ]; then pass=$((pass + 1)); printf 'ok    %6ss  %s\n' "$(elapsed "$t0")" "$n"
+	else
+		fail=$((fail + 1)); printf 'FAIL  %6ss  %s (rc=%s)\n' "$(elapsed "$t0")" "$n" "$rc"
+		grep -v 'msg="DEPRECATION' "$out" | tail -15 | sed 's/^/      /'
+	fi
+	rm -f "$out"
+	return $rc
+}
+skip() { skipped=$((skipped + 1)); printf 'skip  %6s   %s\n' - "$*"; }
+# summary LABEL: the closing line every flow prints; exit status follows it
+summary() {
+	echo "$1: $pass passed, $fail failed, $skipped skipped"
+	[ "$fail" -eq 0 ]
+}
+
+die() { echo "error: $*" >&2; exit 1; }
+need() { local b; for b in "$@"; do command -v "$b" >/dev/null || die "$b not found (see integration/clients/host-prep.sh)"; done; }
+
+# wait_for SECONDS CMD...: poll CMD every 0.25s until it succeeds or time runs out
+wait_for() {
+	local t=$1 i; shift
+	for ((i = 0; i < t * 4; i++)); do "$@" >/dev/null 2>&1 && return 0; sleep 0.25; done
+	"$@"
+}
+
+# stop_pid FILE [SECONDS]: TERM then KILL the process whose pid FILE holds (ours only)
+stop_pid() {
+	local f=$1 t=${2:-15} p i
+	[ -s "$f" ] || return 0
+	p=$(cat "$f")
+	if kill -0 "$p" 2>/dev/null; then
+		kill -TERM "$p" 2>/dev/null
+		for ((i = 0; i < t * 4; i++)); do kill -0 "$p" 2>/dev/null || break; sleep 0.25; done
+		kill -0 "$p" 2>/dev/null && kill -KILL "$p" 2>/dev/null
+	fi
+	rm -f "$f"
+}
+
+# umount_under DIR: lazily unmount everything mounted below DIR, deepest first
+umount_under() {
+	local d=$1 m
+	awk -v d="$d/" 'index($5, d) == 1 {print $5}' /proc/self/mountinfo | sort -r | while read -r m; do
+		umount -l "$m" 2>/dev/null
+	done
+}
+
+# runtime_is_mxc BIN: true when BIN is mxc-runtime (policy checks apply), false for
+# a stand-in (crun, runc) that knows nothing of io.mxc.* annotations
+runtime_is_mxc() { local v; v=$("$1" --version 2>/dev/null) && [[ $v == mxc-runtime* ]]; }
+
+# render_snippet FILE SED_ARGS...: a deploy/ snippet with its install paths replaced by
+# the test's (one source of truth: the tests run the snippets that ship)
+render_snippet() { local f=$1; shift; sed "$@" "$f"; }
+
+# --- binaries under test ---
+# The stand-in when MXC_RUNTIME is unset: crun 1.8.1 for docker, podman and containerd
+# 1.6; on containerd 2.x runc 1.1.5, since crun 1.8.1 refuses the spec version 1.3.0
+# that containerd 2.4 writes ("unknown version specified").
+default_runtime() { : "${MXC_RUNTIME:=$1}"; export MXC_RUNTIME; }
+IT_BIN=$MXC_IT_DIR/bin
+# ensure_shim: MXC_SHIM, or the shim built from this checkout into $IT_BIN
+ensure_shim() {
+	if [ -z "${MXC_SHIM:-}" ]; then
+		MXC_SHIM=$IT_BIN/containerd-shim-mxc-v2
+		mkdir -p "$IT_BIN"
+		(cd "$REPO_ROOT" && CGO_ENABLED=0 go build -trimpath -o "$MXC_SHIM" ./cmd/containerd-shim-mxc-v2) ||
+			die "go build ./cmd/containerd-shim-mxc-v2 failed"
+	fi
+	[ -x "$MXC_SHIM" ] || die "MXC_SHIM=$MXC_SHIM is not executable"
+	MXC_SHIM=$(readlink -f "$MXC_SHIM")
+	export MXC_SHIM
+}
+# ensure_auditwatch: the /mxc/audit subscriber (integration/clients/auditwatch)
+AUDITWATCH=$IT_BIN/auditwatch
+ensure_auditwatch() {
+	mkdir -p "$IT_BIN"
+	(cd "$REPO_ROOT" && CGO_ENABLED=0 go build -trimpath -o "$AUDITWATCH" ./integration/clients/auditwatch) ||
+		die "go build ./integration/clients/auditwatch failed"
+}
+
+# make_trace_wrapper REAL WRAPPER LOG: a runc-CLI wrapper that appends each call's argv
+# and $MXC_CONFIG to LOG, drops mxc-only global flags (--config FILE) when REAL is not
+# mxc-runtime (a stand-in would refuse them), then execs REAL
+make_trace_wrapper() {
+	local real=$1 wrap=$2 log=$3 strip=1
+	runtime_is_mxc "$real" && strip=0
+	mkdir -p "$(dirname "$wrap")"
+	cat >"$wrap" <<W
+#!/bin/bash
+printf '%s MXC_CONFIG=%s\n' "\$*" "\${MXC_CONFIG:-}" >>'$log'
+if [ $strip = 1 ]; then
+	args=()
+	while [ \$# -gt 0 ]; do
+		case \$1 in
+		--config) shift 2 ;;
+		--config=*) shift ;;
+		*) args+=("\$1"); shift ;;
+		esac
+	done
+	set -- "\${args[@]}"
+fi
+exec '$real' "\$@"
+W
+	chmod +x "$wrap"
+}
+
+# policy checks run when the runtime under test is mxc-runtime (MXC_POLICY_CHECKS=auto);
+# 0 skips them, 1 forces them (they then fail on a stand-in, as they should)
+policy_checks_enabled() {
+	case ${MXC_POLICY_CHECKS:-auto} in
+	0) return 1 ;;
+	1) return 0 ;;
+	*) runtime_is_mxc "${MXC_RUNTIME:-}" ;;
+	esac
+}

@@ -1,0 +1,118 @@
+//go:build linux
+
+package shim
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+
+	"github.com/containerd/containerd/api/types"
+	"github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2/manager"
+	ptypes "github.com/containerd/containerd/v2/pkg/protobuf/types"
+	"github.com/containerd/containerd/v2/pkg/shim"
+	"github.com/containerd/containerd/v2/version"
+	"github.com/containerd/log"
+	"github.com/containerd/typeurl/v2"
+	"github.com/opencontainers/runtime-spec/specs-go/features"
+	"google.golang.org/protobuf/proto"
+)
+
+// RuntimeName is the runtime_type containerd knows this shim by; containerd
+// maps it to the binary name containerd-shim-mxc-v2.
+const RuntimeName = "io.containerd.mxc.v2"
+
+// mxcManager is the runc shim's manager (shim process start, socket, pod
+// grouping by io.kubernetes.cri.sandbox-id, cleanup of a dead shim's task)
+// with mxc's defaults for Info and Stop.
+type mxcManager struct {
+	shim.Shim
+}
+
+// NewManager returns the shim manager for io.containerd.mxc.v2.
+func NewManager() shim.Shim {
+	return mxcManager{Shim: manager.NewShimManager(RuntimeName)}
+}
+
+// Stop runs when containerd cleans up after a shim that is gone (`shim
+// delete`): the runc code force-deletes the container with the binary and
+// root recorded in the bundle; mxc's node config is put back first.
+func (m mxcManager) Stop(ctx context.Context, id string) (shim.StopStatus, error) {
+	if cwd, err := os.Getwd(); err == nil {
+		if bo, err := readBundleOptions(cwd); err != nil {
+			log.G(ctx).WithError(err).Warn("mxc: read bundle options")
+		} else if bo.MxcConfig != "" {
+			_ = os.Setenv(nodeConfigEnv, bo.MxcConfig)
+		}
+	}
+	return m.Shim.Stop(ctx, id)
+}
+
+// Info answers containerd's runtime introspection (`shim -info`, used by the
+// CRI plugin to learn the runtime's features) with the options resolved as
+// Create would resolve them and the runtime's own `features` output.
+func (m mxcManager) Info(ctx context.Context, optionsR io.Reader) (*types.RuntimeInfo, error) {
+	info := &types.RuntimeInfo{
+		Name:    RuntimeName,
+		Version: &types.RuntimeVersion{Version: version.Version, Revision: version.Revision},
+	}
+	data, err := io.ReadAll(optionsR)
+	if err != nil {
+		return nil, fmt.Errorf("read runtime options: %w", err)
+	}
+	var anyOpts *ptypes.Any
+	if len(data) > 0 {
+		anyOpts = &ptypes.Any{}
+		if err := proto.Unmarshal(data, anyOpts); err != nil {
+			return nil, fmt.Errorf("%w: decode: %v", ErrInvalidOptions, err)
+		}
+	}
+	o, err := ParseOptions(anyOpts)
+	if err != nil {
+		return nil, err
+	}
+	self, _ := os.Executable()
+	if err := o.Resolve(self); err != nil {
+		// containerd also asks without the handler's options (e.g. its check for the
+		// deprecated runtime-allow-mounts annotation), where the default runtime may
+		// not resolve: answer with what is known instead of failing the caller.
+		log.G(ctx).WithError(err).Debug("mxc: runtime not resolved for info")
+		return info, nil
+	}
+	if info.Options, err = typeurl.MarshalAnyToProto(o.Runc); err != nil {
+		return nil, fmt.Errorf("encode options: %w", err)
+	}
+	feat, err := runtimeFeatures(ctx, o.Runc.BinaryName)
+	if err != nil {
+		// older runtimes lack `features`; containerd then assumes the minimum
+		log.G(ctx).WithError(err).Debug("mxc: runtime features unavailable")
+		return info, nil
+	}
+	if info.Features, err = typeurl.MarshalAnyToProto(feat); err != nil {
+		return nil, fmt.Errorf("encode features: %w", err)
+	}
+	return info, nil
+}
+
+func runtimeFeatures(ctx context.Context, bin string) (*features.Features, error) {
+	var stderr bytes.Buffer
+	cmd := exec.CommandContext(ctx, bin, "features")
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("%s features: %w (stderr: %q)", bin, err, stderr.String())
+	}
+	var f features.Features
+	if err := json.Unmarshal(out, &f); err != nil {
+		return nil, fmt.Errorf("%s features: %w", bin, err)
+	}
+	if f.OCIVersionMax == "" {
+		return nil, errors.New(bin + " features: no ociVersionMax")
+	}
+	return &f, nil
+}

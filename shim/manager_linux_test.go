@@ -1,0 +1,113 @@
+//go:build linux
+
+package shim
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/containerd/containerd/api/types/runc/options"
+	runtimeoptions "github.com/containerd/containerd/api/types/runtimeoptions/v1"
+	"github.com/containerd/typeurl/v2"
+	"github.com/opencontainers/runtime-spec/specs-go/features"
+	"google.golang.org/protobuf/proto"
+)
+
+func infoInput(t *testing.T, v any) *bytes.Reader {
+	t.Helper()
+	a, err := typeurl.MarshalAnyToProto(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := proto.Marshal(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bytes.NewReader(b)
+}
+
+// Info resolves the options as Create does and reports the runtime's features.
+func TestInfo(t *testing.T) {
+	dir := t.TempDir()
+	rt := filepath.Join(dir, "fake-runtime")
+	script := "#!/bin/sh\n[ \"$1\" = features ] && echo '{\"ociVersionMin\":\"1.0.0\",\"ociVersionMax\":\"1.3.0\",\"annotations\":{\"io.mxc.tiers\":\"process\"}}'\n"
+	if err := os.WriteFile(rt, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	m := NewManager()
+	for _, in := range []any{
+		&options.Options{BinaryName: rt},
+		&runtimeoptions.Options{ConfigBody: []byte("BinaryName = '" + rt + "'\nRoot = '/run/x'\n")},
+	} {
+		info, err := m.Info(ctx, infoInput(t, in))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.Name != RuntimeName {
+			t.Fatalf("name %q", info.Name)
+		}
+		o, err := typeurl.UnmarshalAny(info.Options)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ro := o.(*options.Options); ro.BinaryName != rt || ro.Root == "" {
+			t.Fatalf("options %+v", ro)
+		}
+		f, err := typeurl.UnmarshalAny(info.Features)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ff := f.(*features.Features); ff.OCIVersionMax != "1.3.0" || ff.Annotations["io.mxc.tiers"] != "process" {
+			t.Fatalf("features %+v", ff)
+		}
+	}
+	// no options and no runtime to be found: an answer without features, not an error
+	t.Setenv("PATH", dir)
+	info, err := m.Info(ctx, bytes.NewReader(nil))
+	if err != nil || info.Name != RuntimeName || info.Features != nil {
+		t.Fatalf("info without runtime: %v %+v", err, info)
+	}
+	// options that are wrong are an error
+	if _, err := m.Info(ctx, infoInput(t, &runtimeoptions.Options{ConfigBody: []byte("Bogus = 1")})); err == nil {
+		t.Fatal("bad options accepted")
+	}
+}
+
+func TestBundleOptions(t *testing.T) {
+	dir := t.TempDir()
+	if bo, err := readBundleOptions(dir); err != nil || bo.MxcConfig != "" {
+		t.Fatalf("missing file: %v %+v", err, bo)
+	}
+	if err := writeBundleOptions(dir, &Options{Runc: &options.Options{}, NodeConfig: "/etc/mxc/x.yaml"}); err != nil {
+		t.Fatal(err)
+	}
+	if bo, err := readBundleOptions(dir); err != nil || bo.MxcConfig != "/etc/mxc/x.yaml" {
+		t.Fatalf("round trip: %v %+v", err, bo)
+	}
+}
+
+// One shim process serves a pod: its tasks must agree on the node config.
+func TestUseNodeConfig(t *testing.T) {
+	t.Setenv(nodeConfigEnv, "")
+	s := &service{logs: map[string]string{}}
+	if err := s.useNodeConfig("/etc/mxc/a.yaml"); err != nil {
+		t.Fatal(err)
+	}
+	if os.Getenv(nodeConfigEnv) != "/etc/mxc/a.yaml" {
+		t.Fatalf("env %q", os.Getenv(nodeConfigEnv))
+	}
+	if err := s.useNodeConfig("/etc/mxc/a.yaml"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.useNodeConfig("/etc/mxc/b.yaml"); err == nil {
+		t.Fatal("second node config accepted")
+	}
+	if err := s.useNodeConfig(""); err == nil {
+		t.Fatal("default node config accepted after a pinned one")
+	}
+}

@@ -1,0 +1,191 @@
+//go:build linux
+
+package shim
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	taskAPI "github.com/containerd/containerd/api/runtime/task/v3"
+	"github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2/task"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"github.com/containerd/containerd/v2/pkg/shim"
+	"github.com/containerd/containerd/v2/pkg/shutdown"
+	"github.com/containerd/errdefs"
+	"github.com/containerd/errdefs/pkg/errgrpc"
+	"github.com/containerd/log"
+	"github.com/containerd/ttrpc"
+	"github.com/containerd/typeurl/v2"
+)
+
+// nodeConfigEnv is how mxc-runtime's global --config flag reads its default.
+const nodeConfigEnv = "MXC_CONFIG"
+
+// bundleOptionsFile keeps the mxc-only options in the bundle, next to the
+// options.json the runc shim code writes, for the `delete` shim invocation.
+const bundleOptionsFile = "mxc-options.json"
+
+// drainTimeout bounds how long a task's deletion waits for its audit log.
+const drainTimeout = 3 * time.Second
+
+// service is containerd's runc task service with mxc's defaults put into
+// every task's options and mxc's audit log forwarded as events. Everything
+// else -- I/O, exec, pause, OOM and exit events, the pod sandbox grouping --
+// is the runc shim's code, unchanged: mxc-runtime speaks runc's CLI.
+type service struct {
+	taskAPI.TTRPCTaskService
+
+	self  string // the shim's executable, to find mxc-runtime next to it
+	audit *auditForwarder
+
+	mu         sync.Mutex
+	nodeConfig *string           // MXC_CONFIG this shim process set; nil: not yet decided
+	logs       map[string]string // task id -> audit log path
+}
+
+func newTaskService(ctx context.Context, publisher shim.Publisher, sd shutdown.Service) (taskAPI.TTRPCTaskService, error) {
+	inner, err := task.NewTaskService(ctx, publisher, sd)
+	if err != nil {
+		return nil, err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("shim executable: %w", err)
+	}
+	pub := publisherFunc(func(ctx context.Context, topic string, ev any) error {
+		return publisher.Publish(ctx, topic, ev)
+	})
+	s := &service{
+		TTRPCTaskService: inner,
+		self:             self,
+		audit:            newAuditForwarder(ctx, pub),
+		logs:             map[string]string{},
+	}
+	sd.RegisterCallback(func(context.Context) error {
+		s.audit.stopAll(drainTimeout)
+		return nil
+	})
+	return s, nil
+}
+
+// RegisterTTRPC serves this wrapper, not the inner service.
+func (s *service) RegisterTTRPC(server *ttrpc.Server) error {
+	taskAPI.RegisterTTRPCTaskService(server, s)
+	return nil
+}
+
+// Create resolves the options (runtime binary, root, node config), hands the
+// task to the runc shim code, and starts following its audit log.
+func (s *service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (*taskAPI.CreateTaskResponse, error) {
+	o, err := ParseOptions(r.Options)
+	if err == nil {
+		err = o.Resolve(s.self)
+	}
+	if err != nil {
+		return nil, errgrpc.ToGRPC(fmt.Errorf("create %s: %w", r.ID, err))
+	}
+	if err := s.useNodeConfig(o.NodeConfig); err != nil {
+		return nil, errgrpc.ToGRPC(fmt.Errorf("create %s: %w", r.ID, err))
+	}
+	if err := writeBundleOptions(r.Bundle, o); err != nil {
+		return nil, errgrpc.ToGRPC(fmt.Errorf("create %s: %w", r.ID, err))
+	}
+	if r.Options, err = typeurl.MarshalAnyToProto(o.Runc); err != nil {
+		return nil, errgrpc.ToGRPC(fmt.Errorf("create %s: encode options: %w", r.ID, err))
+	}
+	resp, err := s.TTRPCTaskService.Create(ctx, r)
+	if err != nil {
+		return resp, err
+	}
+	ns, err := namespaces.NamespaceRequired(ctx)
+	if err != nil {
+		log.G(ctx).WithError(err).Warn("mxc: no namespace; audit events of this task are not forwarded")
+		return resp, nil
+	}
+	path := AuditLog(o.Runc.Root, ns, r.ID)
+	s.mu.Lock()
+	s.logs[r.ID] = path
+	s.mu.Unlock()
+	s.audit.start(r.ID, path)
+	return resp, nil
+}
+
+// Delete drains the task's audit log before the runtime removes its state
+// dir, then deletes; a refused delete (task still running) resumes following.
+func (s *service) Delete(ctx context.Context, r *taskAPI.DeleteRequest) (*taskAPI.DeleteResponse, error) {
+	if r.ExecID != "" {
+		return s.TTRPCTaskService.Delete(ctx, r)
+	}
+	s.mu.Lock()
+	path, followed := s.logs[r.ID]
+	s.mu.Unlock()
+	if followed {
+		s.audit.stop(r.ID, drainTimeout)
+	}
+	resp, err := s.TTRPCTaskService.Delete(ctx, r)
+	if err != nil {
+		if followed {
+			s.audit.start(r.ID, path)
+		}
+		return resp, err
+	}
+	s.mu.Lock()
+	delete(s.logs, r.ID)
+	s.mu.Unlock()
+	return resp, nil
+}
+
+// useNodeConfig points every runtime call of this shim process at the node
+// config the options name. One shim serves a whole pod, whose containers
+// share one runtime handler and so one node config; a task asking for a
+// different one is refused rather than run under the wrong policy ceiling.
+func (s *service) useNodeConfig(path string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.nodeConfig != nil {
+		if *s.nodeConfig != path {
+			return fmt.Errorf("MxcConfig %q differs from %q used by this shim's other tasks: %w",
+				path, *s.nodeConfig, errdefs.ErrFailedPrecondition)
+		}
+		return nil
+	}
+	if path != "" {
+		if err := os.Setenv(nodeConfigEnv, path); err != nil {
+			return fmt.Errorf("set %s: %w", nodeConfigEnv, err)
+		}
+	}
+	s.nodeConfig = &path
+	return nil
+}
+
+type bundleOptions struct {
+	MxcConfig string `json:"mxcConfig,omitempty"`
+}
+
+func writeBundleOptions(bundle string, o *Options) error {
+	b, err := json.Marshal(bundleOptions{MxcConfig: o.NodeConfig})
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(bundle, bundleOptionsFile), b, 0o600); err != nil {
+		return fmt.Errorf("write %s: %w", bundleOptionsFile, err)
+	}
+	return nil
+}
+
+func readBundleOptions(bundle string) (bundleOptions, error) {
+	var bo bundleOptions
+	b, err := os.ReadFile(filepath.Join(bundle, bundleOptionsFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return bo, nil
+	} else if err != nil {
+		return bo, err
+	}
+	return bo, json.Unmarshal(b, &bo)
+}
