@@ -22,7 +22,9 @@ suite() { # suite NAME TIMEOUT CMD...
 	case " $SUITES " in *" $name "*) ;; *) return 0 ;; esac
 	echo "==> $name (timeout $limit)"
 	t0=$(date +%s)
-	timeout --kill-after=30s "$limit" "$@" 2>&1 | tee "$LOGDIR/$name.log"
+	# timeout runs a program, not a function: run the suite's function in a
+	# child bash that has the functions and variables exported below.
+	timeout --kill-after=30s "$limit" bash -c '"$@"' "$name" "$@" 2>&1 | tee "$LOGDIR/$name.log"
 	rc=${PIPESTATUS[0]}
 	local dt=$(( $(date +%s) - t0 ))
 	if [ "$rc" = 0 ]; then results+=("ok    ${dt}s  $name"); else results+=("FAIL  ${dt}s  $name (exit $rc, log $LOGDIR/$name.log)"); failed=1; fi
@@ -82,6 +84,9 @@ bench_short() {
 	make -s build
 	MXC_RUNTIME=$ROOT/bin/mxc-runtime BENCH_SHORT=1 BENCH_DOC=- bench/run.sh
 }
+
+export ROOT LOGDIR FUZZTIME GOTAGS
+export -f static_checks unit_tests fuzz_targets integration_tests conformance_suite clients_suite bench_short
 
 suite static      10m static_checks
 suite unit        15m unit_tests
