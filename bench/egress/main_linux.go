@@ -3,7 +3,10 @@
 // trip through the gate against the same upstream directly, TCP connect
 // latency and iperf3 throughput with and without the filter, and the same
 // with an allow set of 10,000 addresses. It prints medians and ratios next
-// to the targets. Run as root: go run ./bench/egress [-n 2000] [-t 5].
+// to the targets. Then, with a built mxc-runtime (-runtime), what the
+// filter costs a container: `run` with and without it, Setup and Teardown,
+// and the resident memory of the helper that carries the gate.
+// Run as root: go run ./bench/egress [-n 2000] [-t 5] [-only net|runtime].
 package main
 
 import (
@@ -36,6 +39,10 @@ func main() {
 	n := flag.Int("n", 2000, "samples per latency measurement")
 	secs := flag.Int("t", 5, "seconds per iperf3 run")
 	runs := flag.Int("runs", 3, "iperf3 runs per configuration (median)")
+	flag.StringVar(&rtOpts.bin, "runtime", "bin/mxc-runtime", "mxc-runtime binary for the container measurements (skipped if missing)")
+	flag.IntVar(&rtOpts.runs, "rruns", 20, "runs per container measurement (median)")
+	flag.IntVar(&rtOpts.helpers, "helpers", 10, "containers whose helpers' memory is measured")
+	flag.StringVar(&only, "only", "all", "net (DNS, connect, throughput), runtime (run, setup, memory) or all")
 	flag.Parse()
 	if err := run(*n, *secs, *runs); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/egress:", err)
@@ -113,6 +120,9 @@ func run(n, secs, runs int) (err error) {
 		}
 	}()
 
+	if only == "runtime" {
+		return benchRuntime(b.l)
+	}
 	fmt.Printf("egress benchmark: %d samples per latency, iperf3 %d x %ds; kernel %s; load average %s\n", n, runs, secs, kernel(), loadavg())
 	fmt.Printf("(unfiltered and filtered samples alternate; a busy machine still widens the noise)\n\n")
 
@@ -164,7 +174,11 @@ func run(n, secs, runs int) (err error) {
 	if b.fails > 0 {
 		fmt.Printf("\n%d result(s) outside target\n", b.fails)
 	}
-	return nil
+	if only == "net" {
+		return nil
+	}
+	fmt.Println()
+	return benchRuntime(b.l)
 }
 
 func loadavg() string {

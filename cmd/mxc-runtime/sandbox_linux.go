@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"github.com/urfave/cli/v2"
 
@@ -27,11 +28,18 @@ everything unlisted out of reach; it gets a network namespace with loopback
 only, the agent seccomp profile, no_new_privs and the policy's capability
 bound. Its exit status, signals, stdio and terminal pass through.
 
+A policy that allows some egress (allow rules, or default allow with deny
+rules) gives the command a network of its own instead (root only):
+slirp4netns behind the same nftables table and DNS gate as a container;
+the command then runs in a child of the sandbox, which tears the network
+down when it exits. --audit appends the dns.deny and net.deny events.
+
 Exit status 125 means the sandbox itself failed (bad policy, a rule this
 host cannot enforce); 126/127 that the command could not be run.`,
 	ArgsUsage: "--policy FILE [--] CMD [ARGS...]",
 	Flags: []cli.Flag{
 		&cli.StringFlag{Name: "policy", Aliases: []string{"p"}, Usage: "agent policy file (YAML or JSON, mxc.dev/v1alpha1 or MXC 1.0.0)", Required: true},
+		&cli.StringFlag{Name: "audit", Usage: "append the network's audit events (dns.deny, net.deny; JSON lines) to this file"},
 	},
 	Action: func(c *cli.Context) error {
 		code, err := sandboxAction(c)
@@ -69,6 +77,19 @@ func sandboxAction(c *cli.Context) (int, error) {
 	pl, err := sandbox.Compile(eff, nc != nil && nc.AllowDegraded)
 	if err != nil {
 		return sandbox.ExitSetup, err
+	}
+	if pl.Egress {
+		if pl.Net.Exe, err = os.Executable(); err != nil {
+			return sandbox.ExitSetup, err
+		}
+		if nc != nil {
+			pl.Net.DNS = nc.DNS
+		}
+		if a := c.String("audit"); a != "" {
+			if pl.Net.AuditPath, err = filepath.Abs(a); err != nil {
+				return sandbox.ExitSetup, fmt.Errorf("--audit: %w", err)
+			}
+		}
 	}
 	code, err := sandbox.Run(pl, args, os.Environ())
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -37,9 +38,48 @@ func TestMain(m *testing.M) {
 			os.Exit(egress.GateMain(os.Args[2:]))
 		case lab.ClientVerb:
 			os.Exit(lab.ClientMain(os.Args[2:]))
+		case hookVerb:
+			os.Exit(hookMain(os.Args[2:]))
 		}
 	}
 	os.Exit(run(m))
+}
+
+// reapOrphans waits for zombie children that lead their own session: the
+// detached helpers (gates, policy monitors, container inits) re-parented
+// to this subreaper. Children the tests start through os/exec never call
+// setsid, so their statuses stay for os/exec.
+func reapOrphans() {
+	self := os.Getpid()
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue
+		}
+		st := string(b)
+		i := strings.LastIndexByte(st, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(st[i+1:])
+		if len(f) < 4 || f[0] != "Z" {
+			continue
+		}
+		ppid, _ := strconv.Atoi(f[1])
+		sid, _ := strconv.Atoi(f[3])
+		if ppid == self && sid == pid {
+			var ws unix.WaitStatus
+			_, _ = unix.Wait4(pid, &ws, unix.WNOHANG, nil)
+		}
+	}
 }
 
 func run(m *testing.M) int {
@@ -59,7 +99,26 @@ func run(m *testing.M) int {
 			return 1
 		}
 	}
+	stop := make(chan struct{})
+	reaped := make(chan struct{})
+	go func() {
+		defer close(reaped)
+		for {
+			reapOrphans()
+			select {
+			case <-stop:
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}()
 	code := m.Run()
+	close(stop)
+	<-reaped
+	reapOrphans()
+	if probeDir != "" {
+		_ = os.RemoveAll(probeDir)
+	}
 	if theLab != nil {
 		leftovers := gateDirs()
 		if len(leftovers) > 0 {

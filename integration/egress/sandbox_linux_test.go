@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -12,6 +14,7 @@ import (
 
 	"mxc.dev/mxc/audit"
 	"mxc.dev/mxc/integration/egress/lab"
+	"mxc.dev/mxc/integration/harness"
 	"mxc.dev/mxc/linux/egress"
 	"mxc.dev/mxc/spec"
 )
@@ -124,5 +127,103 @@ func TestSandboxLoopbackOnly(t *testing.T) {
 	}
 	if m, _ := filepath.Glob(filepath.Join(cfg.StateDir, "egress*")); len(m) > 0 {
 		t.Errorf("state left after Close: %v", m)
+	}
+}
+
+// TestSandboxVerbNetwork: `mxc-runtime sandbox` with egress allow rules
+// (slirp4netns, the table, the gate): the command reaches its allowed lab
+// host by name and is refused another name and a direct address, and the
+// events land in --audit. mxc-runtime runs in the lab's host namespace, so
+// slirp4netns's NAT (and the gate's upstream) lead into the lab only.
+func TestSandboxVerbNetwork(t *testing.T) {
+	needLab(t)
+	if _, err := exec.LookPath("slirp4netns"); err != nil {
+		t.Skip("needs slirp4netns")
+	}
+	bin := harness.Binary(t)
+	dir := t.TempDir()
+	pol := filepath.Join(dir, "policy.yaml")
+	if err := os.WriteFile(pol, []byte(`apiVersion: mxc.dev/v1alpha1
+kind: AgentPolicy
+identity: {agent: sandbox-agent}
+network:
+  egress:
+    default: deny
+    allow:
+      - to: [{host: allowed.test}]
+        ports: [{protocol: tcp, port: 80}]
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	node := filepath.Join(dir, "node.yaml")
+	if err := os.WriteFile(node, []byte("dns:\n  upstreams: [\""+lab.UpstreamDNS+":53\"]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	auditLog := filepath.Join(dir, "audit.jsonl")
+	cl := theLab.Bin + " " + lab.ClientVerb
+	script := strings.Join([]string{
+		cl + " dns 10.0.2.3:53 allowed.test A",
+		cl + " tcp 203.0.113.10:80",
+		cl + " dns 10.0.2.3:53 sandbox-leak.exfil.test A",
+		cl + " tcp 203.0.113.20:80",
+		cl + " tcp 203.0.113.10:443",
+	}, "; ")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "nsenter", "--net="+lab.NetNSPath(theLab.Host), "--",
+		bin, "--config", node, "sandbox", "--policy", pol, "--audit", auditLog, "--", "sh", "-c", script)
+	cmd.Env = append(os.Environ(), "MXC_CONFIG=")
+	var out, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("sandbox: %v\n%s\n%s", err, out.String(), stderr.String())
+	}
+	pid := cmd.Process.Pid
+	var rs []lab.Result
+	for _, l := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		var r lab.Result
+		if err := json.Unmarshal([]byte(l), &r); err != nil {
+			t.Fatalf("output %q: %v", out.String(), err)
+		}
+		rs = append(rs, r)
+	}
+	if len(rs) != 5 {
+		t.Fatalf("results: %s", out.String())
+	}
+	if !rs[0].OK || rs[0].Addrs[0] != "203.0.113.10" || !rs[1].OK || rs[1].Data != "hello 203.0.113.10" {
+		t.Errorf("allowed name and host from the sandbox: %+v %+v", rs[0], rs[1])
+	}
+	if rs[2].Rcode != "REFUSED" {
+		t.Errorf("denied name from the sandbox: %+v", rs[2])
+	}
+	if rs[3].OK || !rs[3].Refused() || rs[4].OK || !rs[4].Refused() {
+		t.Errorf("denied address, denied port from the sandbox: %+v %+v", rs[3], rs[4])
+	}
+	for _, q := range theLab.Upstream.Queries() {
+		if strings.Contains(q, "sandbox-leak") {
+			t.Errorf("upstream saw denied query %q", q)
+		}
+	}
+	evs, err := audit.ReadAll(auditLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dnsDeny, netDeny bool
+	for _, e := range evs {
+		dnsDeny = dnsDeny || (e.Kind == audit.KindDNSDeny && e.Detail["name"] == "sandbox-leak.exfil.test" && e.Agent == "sandbox-agent")
+		netDeny = netDeny || (e.Kind == audit.KindNetDeny && e.Detail["dst"] == "203.0.113.20")
+	}
+	if !dnsDeny || !netDeny {
+		t.Errorf("audit events (dns.deny %v, net.deny %v): %+v", dnsDeny, netDeny, evs)
+	}
+	// Nothing of the sandbox's network is left.
+	if m, _ := filepath.Glob(filepath.Join(egress.DefaultRunDir, "ns-*", "refs", fmt.Sprintf("sandbox-%d", pid))); len(m) > 0 {
+		t.Errorf("gate state left: %v", m)
+	}
+	if m, _ := filepath.Glob(fmt.Sprintf("/run/mxc-sandbox/%d-*", pid)); len(m) > 0 {
+		t.Errorf("sandbox state left: %v", m)
+	}
+	for _, p := range processesMentioning(fmt.Sprintf("/proc/%d/fd/", pid)) { // slirp4netns
+		t.Errorf("process left: %s", p)
 	}
 }

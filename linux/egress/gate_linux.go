@@ -56,6 +56,12 @@ type ref struct {
 	Container string `json:"container"`
 	Agent     string `json:"agent,omitempty"`
 	AuditPath string `json:"auditPath,omitempty"`
+	// NetNSPath names the namespace through this container (a restarted
+	// gate needs a path that still works).
+	NetNSPath string `json:"netnsPath,omitempty"`
+	// Keeper: the container has a helper that serves or takes over the
+	// gate (Config.Host).
+	Keeper bool `json:"keeper,omitempty"`
 }
 
 // Grace added to every element's lifetime: the client receives the answer
@@ -71,8 +77,11 @@ const maxCNAMEChase = 8
 
 // GateOptions are the gate's command line.
 type GateOptions struct {
-	// ConfigPath is the gate.json Setup wrote.
+	// ConfigPath is the gate.json Setup wrote (the gate serves at once).
 	ConfigPath string
+	// Cmd, instead of ConfigPath: the gate is a host (see Keeper) that
+	// waits for Setup's instruction on this fd.
+	Cmd *os.File
 	// Ready, when set, receives "ok" (or the startup error) once the
 	// listeners are bound, and is then closed.
 	Ready *os.File
@@ -81,9 +90,10 @@ type GateOptions struct {
 	Lifeline *os.File
 }
 
-// GateMain runs the gate from a command line (`egress-gate --config PATH
-// [--ready-fd N] [--lifeline-fd N]`) and returns the exit status; test
-// binaries use it, the mxc-runtime verb parses its own flags.
+// GateMain runs the gate from a command line (`egress-gate --cmd-fd N
+// --ready-fd N [--lifeline-fd N]`, as Setup starts it, or `egress-gate
+// --config PATH [--ready-fd N]`) and returns the exit status; the
+// mxc-runtime verb and test binaries use it.
 func GateMain(args []string) int {
 	var opt GateOptions
 	fd := func(s string) (*os.File, error) {
@@ -103,6 +113,8 @@ func GateMain(args []string) int {
 		switch name {
 		case "config":
 			opt.ConfigPath = val
+		case "cmd-fd":
+			opt.Cmd, err = fd(val)
 		case "ready-fd":
 			opt.Ready, err = fd(val)
 		case "lifeline-fd":
@@ -115,13 +127,23 @@ func GateMain(args []string) int {
 			return 2
 		}
 	}
-	if opt.ConfigPath == "" {
-		fmt.Fprintln(os.Stderr, "egress-gate: --config is required")
+	if (opt.ConfigPath == "") == (opt.Cmd == nil) {
+		fmt.Fprintln(os.Stderr, "egress-gate: one of --config or --cmd-fd is required")
 		return 2
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), unix.SIGTERM, unix.SIGINT)
 	defer stop()
-	if err := RunGate(ctx, opt); err != nil {
+	var err error
+	if opt.Cmd != nil {
+		if opt.Ready == nil {
+			fmt.Fprintln(os.Stderr, "egress-gate: --cmd-fd needs --ready-fd")
+			return 2
+		}
+		err = NewKeeper(KeepOptions{Cmd: opt.Cmd, Ready: opt.Ready, Lifeline: opt.Lifeline}).Run(ctx)
+	} else {
+		err = RunGate(ctx, opt)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "egress-gate:", err)
 		return 1
 	}
@@ -152,10 +174,6 @@ func RunGate(ctx context.Context, opt GateOptions) (err error) {
 	if err != nil {
 		return err
 	}
-	defer g.close()
-	log.Printf("serving namespace %s (%s) on port %d, upstreams %v", g.cfg.Key, g.cfg.NetNSPath, g.cfg.Port, g.cfg.Upstreams)
-	g.emitAll(audit.KindGateError, "", map[string]string{"event": "started", "pid": strconv.Itoa(os.Getpid())})
-
 	orphaned := make(chan struct{})
 	if opt.Lifeline != nil {
 		go func() {
@@ -163,17 +181,32 @@ func RunGate(ctx context.Context, opt GateOptions) (err error) {
 			close(orphaned)
 		}()
 	}
+	err = g.run(ctx, hup, orphaned)
+	if errors.Is(err, errOrphaned) {
+		// The sandbox that owned the namespace is gone without a
+		// Teardown: remove our own state and leave.
+		_ = os.RemoveAll(filepath.Dir(opt.ConfigPath))
+		return nil
+	}
+	return err
+}
+
+var errOrphaned = errors.New("owner gone")
+
+// run serves until ctx ends (nil), orphaned closes (errOrphaned) or the
+// gate fails (its error); the gate is closed when it returns.
+func (g *gate) run(ctx context.Context, hup <-chan os.Signal, orphaned <-chan struct{}) error {
+	defer g.close()
+	log.Printf("serving namespace %s (%s) on port %d, upstreams %v", g.cfg.Key, g.cfg.NetNSPath, g.cfg.Port, g.cfg.Upstreams)
+	g.emitAll(audit.KindGateError, "", map[string]string{"event": "started", "pid": strconv.Itoa(os.Getpid())})
 	for {
 		select {
 		case <-ctx.Done():
 			log.Printf("stopping")
 			return nil
 		case <-orphaned:
-			// The sandbox that owned the namespace is gone without a
-			// Teardown: remove our own state and leave.
 			log.Printf("owner gone: stopping")
-			_ = os.RemoveAll(filepath.Dir(opt.ConfigPath))
-			return nil
+			return errOrphaned
 		case <-hup:
 			g.loadRefs()
 		case err := <-g.fatal:
@@ -191,6 +224,7 @@ type gate struct {
 	maxTTL    uint32
 	sets      *setWriter
 	servers   []*dns.Server
+	active    bool // servers are being served (activate)
 	log       *nflog
 	fatal     chan error
 	upstreams []string
@@ -209,7 +243,23 @@ type gate struct {
 	wg        sync.WaitGroup
 }
 
+// startGate prepares and activates the gate of configPath.
 func startGate(configPath string) (*gate, error) {
+	g, err := prepareGate(configPath)
+	if err != nil {
+		return nil, err
+	}
+	if err := g.activate(); err != nil {
+		g.close()
+		return nil, err
+	}
+	return g, nil
+}
+
+// prepareGate does all of the gate's start-up that does not need the
+// namespace's table yet (Setup programs it meanwhile): configuration, the
+// sockets in the namespace (bound, not served), the set writer, the log.
+func prepareGate(configPath string) (*gate, error) {
 	b, err := os.ReadFile(configPath)
 	if err != nil {
 		return nil, fmt.Errorf("read config: %w", err)
@@ -247,11 +297,6 @@ func startGate(configPath string) (*gate, error) {
 	if key.String() != g.cfg.Key {
 		return nil, fmt.Errorf("network namespace %s is %s, not %s: the namespace went away", g.cfg.NetNSPath, key, g.cfg.Key)
 	}
-	if ok, err := tableExists(fd); err != nil {
-		return nil, err
-	} else if !ok {
-		return nil, fmt.Errorf("table inet %s missing in %s: refusing to serve an unfiltered namespace", TableName, g.cfg.NetNSPath)
-	}
 	if g.sets, err = newSetWriter(fd); err != nil {
 		return nil, err
 	}
@@ -260,21 +305,61 @@ func startGate(configPath string) (*gate, error) {
 	// Listeners inside the namespace. IPv4 must bind; ::1 is missing when
 	// IPv6 is disabled there (docker's default), and then nothing can send
 	// IPv6 DNS either, so a failure is only logged and retried.
-	if err := inNetNS(fd, func() error { return g.listen("127.0.0.1") }); err != nil {
+	// Both families in one visit to the namespace.
+	var err6 error
+	if err := inNetNS(fd, func() error {
+		if err := g.listen("127.0.0.1"); err != nil {
+			return err
+		}
+		err6 = g.listen("::1")
+		return nil
+	}); err != nil {
 		return nil, fmt.Errorf("listen on 127.0.0.1:%d in %s: %w", g.cfg.Port, g.cfg.NetNSPath, err)
 	}
-	if err := inNetNS(fd, func() error { return g.listen("::1") }); err != nil {
-		log.Printf("no IPv6 listener yet (%v); retrying in the background", err)
+	if err6 != nil {
+		log.Printf("no IPv6 listener yet (%v); retrying in the background", err6)
 		g.wg.Add(1)
 		go g.retryListen6()
 	}
 	if g.log, err = dialNFLog(fd, NFLogGroup); err != nil {
 		return nil, err
 	}
-	g.wg.Add(1)
-	go g.readLog()
 	ok = true
 	return g, nil
+}
+
+// activate starts serving, once the namespace's table is in place: the
+// gate never serves an unfiltered namespace.
+func (g *gate) activate() error {
+	g.mu.Lock()
+	fd := g.nsfd
+	g.mu.Unlock()
+	if ok, err := tableExists(fd); err != nil {
+		return err
+	} else if !ok {
+		return fmt.Errorf("table inet %s missing in %s: refusing to serve an unfiltered namespace", TableName, g.cfg.NetNSPath)
+	}
+	g.mu.Lock()
+	g.active = true
+	for _, s := range g.servers {
+		g.serveOn(s)
+	}
+	g.mu.Unlock()
+	g.wg.Add(1)
+	go g.readLog()
+	return nil
+}
+
+// serveOn serves one listener; g.mu is held.
+func (g *gate) serveOn(s *dns.Server) {
+	go func() {
+		if err := s.ActivateAndServe(); err != nil {
+			select {
+			case g.fatal <- fmt.Errorf("dns server: %w", err):
+			default:
+			}
+		}
+	}()
 }
 
 var errClosed = errors.New("gate closed")
@@ -321,14 +406,9 @@ func (g *gate) listen(addr string) error {
 		{Listener: ln, Handler: dns.HandlerFunc(g.serveDNS), ReadTimeout: 10 * time.Second, IdleTimeout: func() time.Duration { return 10 * time.Second }},
 	} {
 		g.servers = append(g.servers, s)
-		go func(s *dns.Server) {
-			if err := s.ActivateAndServe(); err != nil {
-				select {
-				case g.fatal <- fmt.Errorf("dns server: %w", err):
-				default:
-				}
-			}
-		}(s)
+		if g.active {
+			g.serveOn(s)
+		}
 	}
 	return nil
 }
@@ -339,9 +419,19 @@ func (g *gate) close() {
 	g.servers = nil
 	fd := g.nsfd
 	g.nsfd = -1
+	active := g.active
 	g.mu.Unlock()
 	for _, s := range servers {
-		_ = s.Shutdown()
+		// A server not started yet (never activated, or its goroutine
+		// not there yet) refuses Shutdown: close its socket instead.
+		if !active || s.Shutdown() != nil {
+			if s.PacketConn != nil {
+				s.PacketConn.Close()
+			}
+			if s.Listener != nil {
+				s.Listener.Close()
+			}
+		}
 	}
 	if g.log != nil {
 		_ = g.log.Close()

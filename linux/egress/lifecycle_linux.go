@@ -58,9 +58,18 @@ type Config struct {
 	// namespace in the first place.
 	HostAddrs []netip.Addr
 
+	// Host, when set, is a process of the caller's (the container's policy
+	// monitor) that serves the gate in-process instead of a separate
+	// `Exe egress-gate`; see GateHost. Setup and Ensure close its pipes.
+	Host *GateHost
+
 	// lifeline, when set, is handed to the gate, which exits when its
 	// other end closes (the sandbox's owner died).
 	lifeline *os.File
+	// keepTable: Teardown leaves the table to the namespace, which is
+	// about to go (a sandbox's): removing base chains makes the kernel
+	// wait for a grace period, milliseconds for nothing.
+	keepTable bool
 }
 
 // DefaultRunDir is Config.RunDir's default.
@@ -207,6 +216,11 @@ func networkDigest(gc *gateConfig) string {
 // pod already did, if their network rules agree). It returns once the gate
 // serves. On error nothing is left behind.
 func Setup(ctx context.Context, cfg Config) (err error) {
+	if cfg.Host != nil {
+		// Whatever happens, the host hears from us (or sees EOF: nothing
+		// to do) and Setup does not keep its pipes.
+		defer cfg.Host.close()
+	}
 	if cfg.Policy == nil {
 		return nil
 	}
@@ -262,7 +276,7 @@ func Setup(ctx context.Context, cfg Config) (err error) {
 
 	gd := gateDir(st.RunDir, gc.Key)
 	gc.RefsDir = filepath.Join(gd, "refs")
-	myRef := ref{Container: cfg.ContainerID, Agent: cfg.Agent, AuditPath: cfg.AuditPath}
+	myRef := ref{Container: cfg.ContainerID, Agent: cfg.Agent, AuditPath: cfg.AuditPath, NetNSPath: cfg.NetNSPath, Keeper: cfg.Host != nil}
 
 	// Another container of the pod already set the namespace up.
 	if old, ok := readGateConfig(gd); ok {
@@ -275,7 +289,11 @@ func Setup(ctx context.Context, cfg Config) (err error) {
 				return fmt.Errorf("egress ref: %w", err)
 			}
 			if p, err := readPidFile(filepath.Join(gd, "gate.pid")); err == nil && procAlive(p.Pid, p.Start) {
-				_ = unix.Kill(p.Pid, unix.SIGHUP) // open this container's audit log too
+				_ = kill(p.Pid, unix.SIGHUP) // open this container's audit log too
+				if cfg.Host != nil {
+					// Our helper stands by to take the gate over.
+					return cfg.Host.tell(hostInstruction{Op: opWatch, GateDir: gd, Container: cfg.ContainerID, NetNSPath: cfg.NetNSPath})
+				}
 				return nil
 			}
 			// The pod's gate died: restart it, keeping the table (and the
@@ -284,14 +302,7 @@ func Setup(ctx context.Context, cfg Config) (err error) {
 			if err := writeJSON(filepath.Join(gd, "gate.json"), old); err != nil {
 				return fmt.Errorf("egress gate config: %w", err)
 			}
-			if exists, err := tableExists(nsfd); err != nil {
-				return err
-			} else if !exists {
-				if err := applyTable(nsfd, buildTable(pl)); err != nil {
-					return fmt.Errorf("network namespace %s: %w", cfg.NetNSPath, err)
-				}
-			}
-			return launchGate(ctx, cfg, gd)
+			return startWithTable(ctx, cfg, gd, nsfd, pl, false)
 		}
 	}
 	// Fresh, or leftovers of a crashed Setup: start over.
@@ -307,18 +318,74 @@ func Setup(ctx context.Context, cfg Config) (err error) {
 	if err := writeJSON(filepath.Join(gd, "refs", cfg.ContainerID), myRef); err != nil {
 		return fmt.Errorf("egress ref: %w", err)
 	}
-	if err := loopbackUp(nsfd); err != nil {
-		return fmt.Errorf("network namespace %s: %w", cfg.NetNSPath, err)
-	}
-	if err := applyTable(nsfd, buildTable(pl)); err != nil {
-		return fmt.Errorf("network namespace %s: %w", cfg.NetNSPath, err)
-	}
-	return launchGate(ctx, cfg, gd)
+	return startWithTable(ctx, cfg, gd, nsfd, pl, true)
 }
 
-// launchGate spawns the gate of gd and records its pid.
-func launchGate(ctx context.Context, cfg Config, gd string) error {
-	p, err := spawnGate(ctx, cfg.Exe, gd, cfg.HostNetNSPath, cfg.lifeline)
+// startWithTable gets the gate's host going, installs the table (always
+// when fresh, else only if it vanished) and then has the host serve: the
+// host's start-up and the table's programming overlap.
+func startWithTable(ctx context.Context, cfg Config, gd string, nsfd int, pl *plan, fresh bool) (err error) {
+	h, own, err := startHost(cfg, gd)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil && own {
+			killHost(h)
+		}
+	}()
+	if err := instructServe(cfg, gd, h); err != nil {
+		if own {
+			_, err = serveOwn(ctx, h, gd) // collects why it died
+		}
+		return err
+	}
+	if fresh {
+		if err := loopbackUp(nsfd); err != nil {
+			return fmt.Errorf("network namespace %s: %w", cfg.NetNSPath, err)
+		}
+	}
+	exists := false
+	if !fresh {
+		if exists, err = tableExists(nsfd); err != nil {
+			return err
+		}
+	}
+	if !exists {
+		if err := applyTable(nsfd, buildTable(pl)); err != nil {
+			return fmt.Errorf("network namespace %s: %w", cfg.NetNSPath, err)
+		}
+	}
+	return launchGate(ctx, cfg, gd, h, own)
+}
+
+// startHost returns the process that is to serve the gate of gd:
+// cfg.Host, else a gate process of its own, spawned now so that it starts
+// up while the caller programs the table. own tells which.
+func startHost(cfg Config, gd string) (h *GateHost, own bool, err error) {
+	if cfg.Host != nil {
+		return cfg.Host, false, nil
+	}
+	h, err = spawnHost(cfg.Exe, gd, cfg.HostNetNSPath, cfg.lifeline)
+	return h, true, err
+}
+
+// instructServe tells h to prepare the gate of gd (its sockets, while the
+// caller programs the table); launchGate then has it serve.
+func instructServe(cfg Config, gd string, h *GateHost) error {
+	return h.instruct(hostInstruction{Op: opServe, GateDir: gd, Container: cfg.ContainerID, NetNSPath: cfg.NetNSPath})
+}
+
+// launchGate has h, instructed to serve, serve the gate of gd and records
+// its pid.
+func launchGate(ctx context.Context, cfg Config, gd string, h *GateHost, own bool) error {
+	var p pidFile
+	var err error
+	if own {
+		p, err = serveOwn(ctx, h, gd)
+	} else {
+		p, err = h.serve(ctx)
+	}
 	if err != nil {
 		return err
 	}
@@ -377,9 +444,11 @@ func Teardown(cfg Config) error {
 	if err := os.Remove(filepath.Join(gd, "refs", cfg.ContainerID)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("egress ref: %w", err)
 	}
-	if left, _ := os.ReadDir(filepath.Join(gd, "refs")); len(left) > 0 {
+	if left := readRefs(gd); len(left) > 0 {
 		if p, err := readPidFile(filepath.Join(gd, "gate.pid")); err == nil && procAlive(p.Pid, p.Start) {
-			_ = unix.Kill(p.Pid, unix.SIGHUP) // forget this container's audit log
+			_ = kill(p.Pid, unix.SIGHUP) // forget this container's audit log
+		} else if err := relaunchFor(cfg, gd, left); err != nil {
+			return err
 		}
 	} else {
 		var errs []error
@@ -388,7 +457,9 @@ func Teardown(cfg Config) error {
 		}
 		// The table goes with the namespace when its last process exits;
 		// a namespace that persists (bind mount) keeps it until removed here.
-		if fd, key, err := openNetNS(st.NetNSPath); err == nil {
+		if cfg.keepTable {
+			// the namespace's holder releases it right after
+		} else if fd, key, err := openNetNS(st.NetNSPath); err == nil {
 			if key.String() == st.Key {
 				if err := deleteTable(fd); err != nil {
 					errs = append(errs, err)
@@ -406,12 +477,78 @@ func Teardown(cfg Config) error {
 	return nil
 }
 
+// readRefs returns the refs of the containers using a namespace.
+func readRefs(gd string) []ref {
+	ents, _ := os.ReadDir(filepath.Join(gd, "refs"))
+	var out []ref
+	for _, e := range ents {
+		var r ref
+		if b, err := os.ReadFile(filepath.Join(gd, "refs", e.Name())); err == nil && json.Unmarshal(b, &r) == nil {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// relaunchFor restarts a pod's dead gate when a container leaves the
+// namespace (its helper may have been the gate's host) and no remaining
+// container has a keeper that takes it over by itself. Without cfg.Exe it
+// leaves the namespace closed (no DNS).
+func relaunchFor(cfg Config, gd string, left []ref) error {
+	for _, r := range left {
+		if r.Keeper {
+			return nil // its keeper takes the gate over
+		}
+	}
+	if cfg.Exe == "" {
+		return nil
+	}
+	gc, ok := readGateConfig(gd)
+	if !ok {
+		return nil
+	}
+	for _, r := range left {
+		if r.NetNSPath == "" {
+			continue
+		}
+		fd, key, err := openNetNS(r.NetNSPath)
+		if err != nil {
+			continue
+		}
+		unix.Close(fd)
+		if key.String() != gc.Key {
+			continue
+		}
+		gc.NetNSPath = r.NetNSPath
+		if err := writeJSON(filepath.Join(gd, "gate.json"), gc); err != nil {
+			return fmt.Errorf("egress gate config: %w", err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), gateStartTimeout)
+		defer cancel()
+		c := cfg
+		c.Host, c.lifeline, c.NetNSPath = nil, nil, r.NetNSPath
+		h, _, err := startHost(c, gd)
+		if err != nil {
+			return err
+		}
+		if err := instructServe(c, gd, h); err != nil {
+			killHost(h)
+			return err
+		}
+		return launchGate(ctx, c, gd, h, true)
+	}
+	return nil
+}
+
 // Ensure restarts the namespace's gate if it died (the table stays in
 // place meanwhile, so the namespace fails closed: no DNS, no new
 // addresses, learnt ones expire). It re-installs the table if it is
 // missing. It reports whether it restarted anything. cfg.NetNSPath must
 // still name the namespace (the container runs).
 func Ensure(ctx context.Context, cfg Config) (restarted bool, err error) {
+	if cfg.Host != nil {
+		defer cfg.Host.close()
+	}
 	if cfg.Policy == nil {
 		return false, nil
 	}
@@ -435,7 +572,25 @@ func Ensure(ctx context.Context, cfg Config) (restarted bool, err error) {
 	defer unlock()
 	gd := gateDir(st.RunDir, st.Key)
 	if p, err := readPidFile(filepath.Join(gd, "gate.pid")); err == nil && procAlive(p.Pid, p.Start) {
+		if cfg.Host != nil && p.Pid != cfg.Host.Pid {
+			return false, cfg.Host.tell(hostInstruction{Op: opWatch, GateDir: gd, Container: cfg.ContainerID, NetNSPath: cfg.NetNSPath})
+		}
 		return false, nil
+	}
+	if cfg.Host != nil {
+		// The new host is this container's keeper from now on.
+		r := ref{Container: cfg.ContainerID, Agent: cfg.Agent, AuditPath: cfg.AuditPath, NetNSPath: cfg.NetNSPath, Keeper: true}
+		if _, err := os.Stat(filepath.Join(gd, "refs", cfg.ContainerID)); err == nil {
+			if old, err := os.ReadFile(filepath.Join(gd, "refs", cfg.ContainerID)); err == nil {
+				var o ref
+				if json.Unmarshal(old, &o) == nil && r.AuditPath == "" {
+					r.Agent, r.AuditPath = o.Agent, o.AuditPath
+				}
+			}
+			if err := writeJSON(filepath.Join(gd, "refs", cfg.ContainerID), r); err != nil {
+				return false, fmt.Errorf("egress ref: %w", err)
+			}
+		}
 	}
 	gc, ok := readGateConfig(gd)
 	if !ok {
@@ -449,22 +604,15 @@ func Ensure(ctx context.Context, cfg Config) (restarted bool, err error) {
 	if key.String() != st.Key {
 		return false, fmt.Errorf("network namespace %s is not the one Setup saw", cfg.NetNSPath)
 	}
-	if exists, err := tableExists(nsfd); err != nil {
+	pl, err := compile(gc.policy(), gc.HostAddrs)
+	if err != nil {
 		return false, err
-	} else if !exists {
-		pl, err := compile(gc.policy(), gc.HostAddrs)
-		if err != nil {
-			return false, err
-		}
-		if err := applyTable(nsfd, buildTable(pl)); err != nil {
-			return false, err
-		}
 	}
 	gc.NetNSPath = cfg.NetNSPath
 	if err := writeJSON(filepath.Join(gd, "gate.json"), gc); err != nil {
 		return false, err
 	}
-	if err := launchGate(ctx, cfg, gd); err != nil {
+	if err := startWithTable(ctx, cfg, gd, nsfd, pl, false); err != nil {
 		return false, err
 	}
 	return true, nil

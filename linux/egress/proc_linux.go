@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -38,6 +37,20 @@ func procStat(pid int) (state byte, start uint64, err error) {
 		return 0, 0, err
 	}
 	return f[0][0], start, nil
+}
+
+// kill signals one process. It refuses anything but a single real pid:
+// kill(2) with 0 or -1 would signal a whole process group, or every process.
+func kill(pid int, sig unix.Signal) error {
+	if pid <= 1 {
+		return fmt.Errorf("refusing to signal pid %d", pid)
+	}
+	if pid == os.Getpid() {
+		// This process serves the gate itself (a keeper); whoever hosts
+		// it stops it by ending the keeper, not by a signal.
+		return fmt.Errorf("refusing to signal this process (%d)", pid)
+	}
+	return unix.Kill(pid, sig)
 }
 
 // procAlive reports whether the process pid that started at start still
@@ -78,21 +91,27 @@ func readPidFile(path string) (pidFile, error) {
 // reap collects pid if it is our child and has exited; a process started
 // by another (exited) runtime is reaped by its new parent.
 func reap(pid int) {
+	if pid <= 0 {
+		return // wait4 with 0 or -1 would take any child's status
+	}
 	var ws unix.WaitStatus
 	_, _ = unix.Wait4(pid, &ws, unix.WNOHANG, nil)
 }
 
 // stopProcess ends the process p: SIGTERM, then SIGKILL after grace.
 func stopProcess(p pidFile, grace time.Duration) error {
+	if p.Pid == os.Getpid() {
+		return nil // see kill
+	}
 	if !procAlive(p.Pid, p.Start) {
 		reap(p.Pid)
 		return nil
 	}
-	_ = unix.Kill(p.Pid, unix.SIGTERM)
+	_ = kill(p.Pid, unix.SIGTERM)
 	if waitGone(p, grace) {
 		return nil
 	}
-	_ = unix.Kill(p.Pid, unix.SIGKILL)
+	_ = kill(p.Pid, unix.SIGKILL)
 	if waitGone(p, 5*time.Second) {
 		return nil
 	}
@@ -100,6 +119,31 @@ func stopProcess(p pidFile, grace time.Duration) error {
 }
 
 func waitGone(p pidFile, d time.Duration) bool {
+	// A pidfd turns readable the moment the process exits: no polling
+	// interval added to every Teardown.
+	if fd, err := unix.PidfdOpen(p.Pid, 0); err == nil {
+		defer unix.Close(fd)
+		// Checked after the open: the fd is then known to name p.
+		if procAlive(p.Pid, p.Start) {
+			fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+			deadline := time.Now().Add(d)
+			for {
+				left := time.Until(deadline)
+				if left <= 0 {
+					break
+				}
+				n, err := unix.Poll(fds, int(left.Milliseconds())+1)
+				if err == unix.EINTR {
+					continue
+				}
+				if err != nil || n > 0 {
+					break
+				}
+			}
+		}
+		reap(p.Pid)
+		return !procAlive(p.Pid, p.Start)
+	}
 	deadline := time.Now().Add(d)
 	for {
 		reap(p.Pid)
@@ -116,97 +160,97 @@ func waitGone(p pidFile, d time.Duration) bool {
 // gateStartTimeout bounds how long Setup waits for the gate to bind.
 const gateStartTimeout = 15 * time.Second
 
-// spawnGate starts `exe egress-gate --config ... --ready-fd 3` detached: its
+// spawnHost starts `exe egress-gate --cmd-fd 3 --ready-fd 4` detached: its
 // own session, stdio to the gate's log file, not waited for, so that it
-// outlives the runtime process that started it. When hostNetNS is set, the
-// gate starts in that namespace instead of the caller's. It returns once
-// the gate reported its listeners bound.
-func spawnGate(ctx context.Context, exe, gateDir, hostNetNS string, lifeline *os.File) (pidFile, error) {
+// outlives the runtime process that started it. When hostNetNS is set, it
+// starts in that namespace instead of the caller's. It returns at once:
+// the process starts up while the caller programs the table, and serves
+// once told to (GateHost.serve).
+func spawnHost(exe, gateDir, hostNetNS string, lifeline *os.File) (*GateHost, error) {
 	logf, err := os.OpenFile(filepath.Join(gateDir, "gate.log"), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {
-		return pidFile{}, fmt.Errorf("gate log: %w", err)
+		return nil, fmt.Errorf("gate log: %w", err)
 	}
 	defer logf.Close()
 	devnull, err := os.Open(os.DevNull)
 	if err != nil {
-		return pidFile{}, err
+		return nil, err
 	}
 	defer devnull.Close()
-	r, w, err := os.Pipe()
+	cmdR, cmdW, err := os.Pipe()
 	if err != nil {
-		return pidFile{}, err
+		return nil, err
 	}
-	defer r.Close()
-	cmd := exec.Command(exe, GateVerb, "--config", filepath.Join(gateDir, "gate.json"), "--ready-fd", "3")
+	defer cmdR.Close()
+	readyR, readyW, err := os.Pipe()
+	if err != nil {
+		cmdW.Close()
+		return nil, err
+	}
+	defer readyW.Close()
+	cmd := exec.Command(exe, GateVerb, "--cmd-fd", "3", "--ready-fd", "4")
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = devnull, logf, logf
-	cmd.ExtraFiles = []*os.File{w}
+	cmd.ExtraFiles = []*os.File{cmdR, readyW}
 	if lifeline != nil {
 		cmd.ExtraFiles = append(cmd.ExtraFiles, lifeline)
-		cmd.Args = append(cmd.Args, "--lifeline-fd", "4")
+		cmd.Args = append(cmd.Args, "--lifeline-fd", "5")
 	}
 	cmd.Dir = "/"
+	// One P and a small heap, as the policy monitor that hosts a
+	// container's gate: the gate sleeps almost all the time, and its
+	// blocking upstream reads do not hold the P (bench/egress measured no
+	// difference in DNS latency).
+	cmd.Env = []string{"GOMAXPROCS=1", "GOGC=25", "PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
 	cmd.SysProcAttr = &unix.SysProcAttr{Setsid: true}
 	start := cmd.Start
 	if hostNetNS != "" {
 		fd, _, err := openNetNS(hostNetNS)
 		if err != nil {
-			w.Close()
-			return pidFile{}, err
+			cmdW.Close()
+			readyR.Close()
+			return nil, err
 		}
 		defer unix.Close(fd)
 		start = func() error { return inNetNS(fd, cmd.Start) }
 	}
-	err = start()
-	w.Close()
-	if err != nil {
-		return pidFile{}, fmt.Errorf("start gate %s: %w", exe, err)
+	if err := start(); err != nil {
+		cmdW.Close()
+		readyR.Close()
+		return nil, fmt.Errorf("start gate %s: %w", exe, err)
 	}
-	pid := cmd.Process.Pid
-	_, st, serr := procStat(pid)
-	p := pidFile{Pid: pid, Start: st}
+	pid := cmd.Process.Pid    // before Release, which forgets it
 	_ = cmd.Process.Release() // never Wait: the gate outlives us; reap() collects it if we are still its parent
-	fail := func(err error) (pidFile, error) {
-		_ = unix.Kill(pid, unix.SIGKILL)
-		waitGone(p, 5*time.Second)
-		return pidFile{}, err
-	}
-	if serr != nil {
-		return fail(fmt.Errorf("gate %d: %w", pid, serr))
-	}
+	return &GateHost{Pid: pid, Cmd: cmdW, Ready: readyR}, nil
+}
 
-	type result struct {
-		msg string
-		err error
+// serveOwn has a host spawnHost started serve the gate of gd; on failure
+// the process is killed and the error says why it failed.
+func serveOwn(ctx context.Context, h *GateHost, gd string) (pidFile, error) {
+	p, err := h.serve(ctx)
+	if err == nil {
+		return p, nil
 	}
-	done := make(chan result, 1)
-	go func() {
-		b, err := io.ReadAll(io.LimitReader(r, 4096))
-		done <- result{string(b), err}
-	}()
-	timer := time.NewTimer(gateStartTimeout)
-	defer timer.Stop()
-	select {
-	case res := <-done:
-		msg := strings.TrimSpace(res.msg)
-		if msg == "ok" {
-			return p, nil
-		}
-		if msg == "" {
-			msg = "exited before it was ready"
-			var ws unix.WaitStatus
-			if wp, err := unix.Wait4(pid, &ws, 0, nil); err == nil && wp == pid {
-				msg = fmt.Sprintf("exited (%s) before it was ready", exitText(ws))
-			}
-			if tail := logTail(filepath.Join(gateDir, "gate.log")); tail != "" {
-				msg += ": " + tail
-			}
-		}
-		return fail(fmt.Errorf("egress gate: %s", strings.TrimPrefix(msg, "error: ")))
-	case <-timer.C:
-		return fail(fmt.Errorf("egress gate did not get ready within %s", gateStartTimeout))
-	case <-ctx.Done():
-		return fail(fmt.Errorf("egress gate start: %w", ctx.Err()))
+	h.close()
+	_ = kill(h.Pid, unix.SIGKILL)
+	var ws unix.WaitStatus
+	if wp, werr := unix.Wait4(h.Pid, &ws, 0, nil); werr == nil && wp == h.Pid && !ws.Signaled() {
+		err = fmt.Errorf("%w (gate %s)", err, exitText(ws))
 	}
+	if tail := logTail(filepath.Join(gd, "gate.log")); tail != "" && !strings.Contains(err.Error(), tail) {
+		err = fmt.Errorf("%w: %s", err, tail)
+	}
+	return pidFile{}, err
+}
+
+// killHost ends a host spawnHost started that never served.
+func killHost(h *GateHost) {
+	h.close()
+	_, st, err := procStat(h.Pid)
+	if err != nil {
+		return
+	}
+	_ = kill(h.Pid, unix.SIGKILL)
+	waitGone(pidFile{Pid: h.Pid, Start: st}, 5*time.Second)
 }
 
 // logTail returns the last line of a log file, for error messages.

@@ -225,6 +225,8 @@ func (s *Sandbox) NetNSFd() int { return s.nsfd }
 func (s *Sandbox) Close() error {
 	var errs []error
 	if s.cfg.StateDir != "" && s.cfg.NetNSPath != "" && s.nsfd >= 0 {
+		// The namespace goes when nsfd closes below: its table with it.
+		s.cfg.keepTable = true
 		if err := Teardown(s.cfg); err != nil {
 			errs = append(errs, err)
 		}

@@ -15,14 +15,26 @@ import (
 // batch: the kernel applies it atomically, so the namespace is never
 // without rules between the old table and the new one.
 func applyTable(nsfd int, ts *tableSpec) error {
-	c, err := nftables.New(nftables.WithNetNSFd(nsfd))
+	// One socket for the look-up and the batch: each socket in another
+	// namespace costs a setns round trip.
+	c, err := nftables.New(nftables.WithNetNSFd(nsfd), nftables.AsLasting())
 	if err != nil {
 		return fmt.Errorf("nftables: %w", err)
 	}
-	// add+delete+add: replaces a table left by an earlier, crashed Setup,
-	// and works whether or not one exists.
-	c.AddTable(ts.table)
-	c.DelTable(ts.table)
+	defer c.CloseLasting()
+	// A table left by an earlier, crashed Setup is replaced in the same
+	// batch (add+delete+add works whether or not one exists). Only then:
+	// a batch that deletes a table costs the kernel several milliseconds
+	// more (the commit waits for readers of the old one), and a namespace
+	// fresh from create never has one.
+	exists, err := tableExistsConn(c)
+	if err != nil {
+		return err
+	}
+	if exists {
+		c.AddTable(ts.table)
+		c.DelTable(ts.table)
+	}
 	c.AddTable(ts.table)
 	for _, s := range ts.sets {
 		if err := c.AddSet(s.set, s.elems); err != nil {
@@ -62,7 +74,11 @@ func tableExists(nsfd int) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("nftables: %w", err)
 	}
-	_, err = c.ListTableOfFamily(TableName, nftables.TableFamilyINet)
+	return tableExistsConn(c)
+}
+
+func tableExistsConn(c *nftables.Conn) (bool, error) {
+	_, err := c.ListTableOfFamily(TableName, nftables.TableFamilyINet)
 	if errors.Is(err, unix.ENOENT) {
 		return false, nil
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/opencontainers/runc/libcontainer/configs"
 	"github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/sirupsen/logrus"
+	"golang.org/x/sys/unix"
 
 	"mxc.dev/mxc/audit"
 	"mxc.dev/mxc/linux/agentexec"
@@ -100,6 +101,11 @@ type state struct {
 	Session   bool   `json:"session,omitempty"`
 
 	degraded []string
+	// mon is the monitor spawned at PrepareProcess, configured at
+	// AfterCreate (nil when none is needed).
+	mon *monitorProc
+	// kaudit: the monitor reads kernel audit records.
+	kaudit bool
 }
 
 func (e *Engine) loader(name string) ([]byte, error) {
@@ -274,6 +280,11 @@ func (e *Engine) PrepareProcess(p *libcontainer.Process, eff *spec.Effective, cc
 		if err := saveState(cc.StateDir, st); err != nil {
 			return err
 		}
+		// The monitor (and egress gate host) starts now, so that its
+		// start-up overlaps the container's; AfterCreate configures it.
+		if err := e.spawnMonitorFor(st, eff, cc); err != nil {
+			return err
+		}
 	} else {
 		var err error
 		if st, err = loadState(cc.StateDir); err != nil {
@@ -282,6 +293,7 @@ func (e *Engine) PrepareProcess(p *libcontainer.Process, eff *spec.Effective, cc
 		if err := boundExecCaps(p, st); err != nil {
 			return err
 		}
+		e.ensureHelper(cc, eff)
 		if st.ScrubUIEnv {
 			p.Env = spec.ScrubUIEnv(p.Env)
 		}
@@ -362,57 +374,45 @@ func (e *Engine) AfterCreate(c *libcontainer.Container, eff *spec.Effective, cc 
 	if err != nil {
 		return err
 	}
-	if enforcesNet {
-		netns := st.NetNSPath
-		if netns == "" {
-			netns = fmt.Sprintf("/proc/%d/ns/net", pid)
+	kaudit := st.kaudit
+	if mp := st.mon; mp != nil {
+		defer mp.close()
+		mon := monitorConfig{
+			ID:          cc.ID,
+			Root:        e.opts.Root,
+			StateDir:    cc.StateDir,
+			Agent:       agent,
+			InitPid:     pid,
+			InitStart:   procStartTime(pid),
+			TimeoutMs:   uint64(eff.Timeout() / time.Millisecond),
+			OOM:         hasMemoryLimit(cc.Spec),
+			KernelAudit: kaudit,
+			HostPID:     st.HostPID,
+			Cgroups:     rec.CgroupPaths,
+			Gate:        mp.host != nil,
 		}
+		if err := mp.start(mon); err != nil {
+			return err
+		}
+	}
+	if enforcesNet {
 		rec.Egress = true
 		rec.NetNSPath = st.NetNSPath
 		if err := container.SaveRecord(cc.StateDir, rec); err != nil {
 			return err
 		}
-		var dns *spec.DNSConfig
-		if e.opts.Node != nil {
-			dns = e.opts.Node.DNS
-		}
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		if err := egress.Setup(ctx, egress.Config{
-			ContainerID: cc.ID,
-			Agent:       agent,
-			StateDir:    cc.StateDir,
-			NetNSPath:   netns,
-			Policy:      eff,
-			DNS:         dns,
-			AuditPath:   filepath.Join(cc.StateDir, audit.FileName),
-			Exe:         e.opts.Exe,
-		}); err != nil {
+		cfg := e.egressConfig(cc.ID, agent, cc.StateDir, st.NetNSPath, pid, eff)
+		if st.mon != nil {
+			cfg.Host = st.mon.host
+		}
+		if err := egress.Setup(ctx, cfg); err != nil {
 			return fmt.Errorf("egress filter: %w", err)
 		}
 	}
-
-	kaudit := kernelAuditEnabled() && st.Agent.Landlock != nil && st.Agent.Landlock.HandleFS
-	mon := monitorConfig{
-		ID:          cc.ID,
-		Root:        e.opts.Root,
-		StateDir:    cc.StateDir,
-		Agent:       agent,
-		InitPid:     pid,
-		InitStart:   procStartTime(pid),
-		TimeoutMs:   uint64(eff.Timeout() / time.Millisecond),
-		OOM:         hasMemoryLimit(cc.Spec),
-		KernelAudit: kaudit,
-		HostPID:     st.HostPID,
-		Cgroups:     rec.CgroupPaths,
-	}
-	if mon.needed() {
-		mpid, err := startMonitor(e.opts.Exe, mon)
-		if err != nil {
-			return err
-		}
-		rec.MonitorPid = mpid
-		if err := container.SaveRecord(cc.StateDir, rec); err != nil {
+	if st.mon != nil {
+		if err := st.mon.wait(); err != nil {
 			return err
 		}
 	}
@@ -443,6 +443,117 @@ func (e *Engine) AfterCreate(c *libcontainer.Container, eff *spec.Effective, cc 
 	return nil
 }
 
+// spawnMonitorFor starts the container's monitor when there is anything
+// to watch or an egress gate to host, and records its pid at once (a
+// create that fails later tears it down).
+func (e *Engine) spawnMonitorFor(st *state, eff *spec.Effective, cc *container.CreateContext) error {
+	enforcesNet, err := egress.Enforces(eff)
+	if err != nil {
+		return err
+	}
+	st.kaudit = kernelAuditEnabled() && st.Agent.Landlock != nil && st.Agent.Landlock.HandleFS
+	need := monitorConfig{TimeoutMs: uint64(eff.Timeout() / time.Millisecond), OOM: hasMemoryLimit(cc.Spec), KernelAudit: st.kaudit, Gate: enforcesNet}
+	if !need.needed() {
+		return nil
+	}
+	mp, err := spawnMonitor(e.opts.Exe, cc.StateDir, enforcesNet)
+	if err != nil {
+		return err
+	}
+	st.mon = mp
+	cc.Record.MonitorPid = mp.pid
+	if err := container.SaveRecord(cc.StateDir, cc.Record); err != nil {
+		mp.close()
+		return err
+	}
+	return nil
+}
+
+// ensureHelper restarts a container's dead monitor (and with it the egress
+// gate it hosted) on the next exec: nothing else would, and until then the
+// namespace fails closed (no DNS) and no timeout is watched. A failure is
+// logged, not returned: the exec'd process is held by the same rules
+// either way.
+func (e *Engine) ensureHelper(cc *container.CreateContext, eff *spec.Effective) {
+	if err := e.restartMonitor(cc.StateDir, cc.ID, eff); err != nil {
+		logrus.Warnf("container %s: restart policy monitor: %v", cc.ID, err)
+	}
+}
+
+func (e *Engine) restartMonitor(stateDir, id string, eff *spec.Effective) error {
+	b, err := os.ReadFile(filepath.Join(stateDir, monitorFile))
+	if err != nil {
+		return nil // no monitor was needed
+	}
+	var m monitorConfig
+	if err := json.Unmarshal(b, &m); err != nil {
+		return fmt.Errorf("%s: %w", monitorFile, err)
+	}
+	// Concurrent execs: one restarts, the others find it running.
+	lk, err := os.OpenFile(filepath.Join(stateDir, ".monitor.lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	defer lk.Close()
+	if err := unix.Flock(int(lk.Fd()), unix.LOCK_EX); err != nil {
+		return err
+	}
+	rec, err := container.LoadRecord(stateDir)
+	if err != nil || rec == nil {
+		return err
+	}
+	if isMonitor(rec.MonitorPid, stateDir) {
+		return nil
+	}
+	if procStartTime(m.InitPid) != m.InitStart || m.InitStart == 0 {
+		return nil // the container's init is gone: nothing to watch
+	}
+	mp, err := spawnMonitor(e.opts.Exe, stateDir, m.Gate)
+	if err != nil {
+		return err
+	}
+	defer mp.close()
+	rec.MonitorPid = mp.pid
+	if err := container.SaveRecord(stateDir, rec); err != nil {
+		return err
+	}
+	if err := mp.start(m); err != nil {
+		return err
+	}
+	logrus.Debugf("container %s: policy monitor restarted (pid %d)", id, mp.pid)
+	if m.Gate {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		cfg := e.egressConfig(id, rec.Agent, stateDir, rec.NetNSPath, m.InitPid, eff)
+		cfg.Host = mp.host
+		if _, err := egress.Ensure(ctx, cfg); err != nil {
+			return fmt.Errorf("egress gate: %w", err)
+		}
+	}
+	return mp.wait()
+}
+
+// egressConfig is egress's view of one container.
+func (e *Engine) egressConfig(id, agent, stateDir, netnsPath string, initPid int, eff *spec.Effective) egress.Config {
+	if netnsPath == "" {
+		netnsPath = fmt.Sprintf("/proc/%d/ns/net", initPid)
+	}
+	var dns *spec.DNSConfig
+	if e.opts.Node != nil {
+		dns = e.opts.Node.DNS
+	}
+	return egress.Config{
+		ContainerID: id,
+		Agent:       agent,
+		StateDir:    stateDir,
+		NetNSPath:   netnsPath,
+		Policy:      eff,
+		DNS:         dns,
+		AuditPath:   filepath.Join(stateDir, audit.FileName),
+		Exe:         e.opts.Exe,
+	}
+}
+
 func hasMemoryLimit(s *specs.Spec) bool {
 	return s != nil && s.Linux != nil && s.Linux.Resources != nil && s.Linux.Resources.Memory != nil &&
 		s.Linux.Resources.Memory.Limit != nil && *s.Linux.Resources.Memory.Limit > 0
@@ -460,7 +571,10 @@ func (e *Engine) Teardown(stateDir string, rec *container.Record) error {
 		}
 	}
 	if _, err := os.Stat(filepath.Join(stateDir, "egress.json")); err == nil || (rec != nil && rec.Egress) {
-		cfg := egress.Config{ContainerID: id, StateDir: stateDir}
+		// Exe: if this container's helper served a pod's gate and no other
+		// container of the pod has a helper to take it over, Teardown
+		// restarts it as a process of its own.
+		cfg := egress.Config{ContainerID: id, StateDir: stateDir, Exe: e.opts.Exe}
 		if rec != nil {
 			cfg.NetNSPath = rec.NetNSPath
 		}

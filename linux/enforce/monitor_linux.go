@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -22,6 +23,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"mxc.dev/mxc/audit"
+	"mxc.dev/mxc/linux/egress"
 )
 
 // MonitorVerb is the hidden CLI verb of the per-container monitor.
@@ -45,66 +47,185 @@ type monitorConfig struct {
 	KernelAudit bool              `json:"kernelAudit,omitempty"`
 	HostPID     bool              `json:"hostPID,omitempty"`
 	Cgroups     map[string]string `json:"cgroups,omitempty"`
+	// Gate: the monitor is the egress gate's host (egress.GateHost): it
+	// serves the namespace's DNS gate in-process, or stands by to take it
+	// over (pods), and restarts it when it fails. Instructions come on fd
+	// 4, readiness goes out on fd 5.
+	Gate bool `json:"gate,omitempty"`
 }
 
 // needed reports whether there is anything to watch: a monitor costs a
 // process per container, so none is started for nothing.
-func (m *monitorConfig) needed() bool { return m.TimeoutMs > 0 || m.OOM || m.KernelAudit }
+func (m *monitorConfig) needed() bool { return m.TimeoutMs > 0 || m.OOM || m.KernelAudit || m.Gate }
 
-// startMonitor starts the monitor detached (own session, stdio on
-// /dev/null, errors to monitor.log in the state dir) and returns its pid.
-// It is not a child anyone waits for: the caller's process usually exits
+// startedFile records when the container started (the exec fifo went
+// away), so that a restarted monitor keeps the original timeout.
+const startedFile = "monitor.started"
+
+// monitorProc is a monitor process: spawned early (before the
+// container's init, whose start-up hides its own), configured once the
+// init exists.
+type monitorProc struct {
+	pid      int
+	stateDir string
+	// config is the write end of the pipe the monitor reads its
+	// configuration from.
+	config *os.File
+	// host is the runtime's side of the gate pipes (gate hosts only).
+	host *egress.GateHost
+	// ready is read until the monitor listens (kernel audit only).
+	ready     *os.File
+	needReady bool
+}
+
+// configFDEnv tells the monitor to read its configuration from a pipe
+// (fd 6) instead of the file named on its command line: it is started
+// before the configuration is complete.
+const configFDEnv = "MXC_MONITOR_CONFIG_FD"
+
+// spawnMonitor starts the monitor of stateDir detached (own session,
+// stdio on /dev/null, errors to monitor.log in the state dir); it waits
+// for its configuration (start). gate gives it the egress gate's pipes. It
+// is not a child anyone waits for: the caller's process usually exits
 // first, and the monitor is reaped by the nearest subreaper (the shim).
-func startMonitor(exe string, m monitorConfig) (int, error) {
-	b, err := json.Marshal(m)
+func spawnMonitor(exe, stateDir string, gate bool) (_ *monitorProc, err error) {
+	logf, err := os.OpenFile(filepath.Join(stateDir, "monitor.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
-		return 0, err
-	}
-	cfgPath := filepath.Join(m.StateDir, monitorFile)
-	if err := os.WriteFile(cfgPath, b, 0o600); err != nil {
-		return 0, fmt.Errorf("monitor config: %w", err)
-	}
-	logf, err := os.OpenFile(filepath.Join(m.StateDir, "monitor.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND|os.O_TRUNC, 0o600)
-	if err != nil {
-		return 0, fmt.Errorf("monitor log: %w", err)
+		return nil, fmt.Errorf("monitor log: %w", err)
 	}
 	defer logf.Close()
-	// The monitor reports ready on fd 3 once it listens, so that no
-	// kernel audit record of the agent's first moments is missed (create
-	// waits for it only when it reads kernel audit records).
-	rd, wr, err := os.Pipe()
-	if err != nil {
-		return 0, err
+	var theirs, ours []*os.File
+	defer func() {
+		for _, f := range theirs {
+			f.Close()
+		}
+		if err != nil {
+			for _, f := range ours {
+				f.Close()
+			}
+		}
+	}()
+	// pipe returns (read, write) and remembers which end the child keeps.
+	pipe := func(childReads bool) (*os.File, *os.File, error) {
+		r, w, err := os.Pipe()
+		if err != nil {
+			return nil, nil, err
+		}
+		if childReads {
+			theirs, ours = append(theirs, r), append(ours, w)
+		} else {
+			theirs, ours = append(theirs, w), append(ours, r)
+		}
+		return r, w, nil
 	}
-	defer rd.Close()
-	cmd := exec.Command(exe, MonitorVerb, cfgPath)
-	cmd.ExtraFiles = []*os.File{wr}
+	mp := &monitorProc{stateDir: stateDir}
+	// fd 3: the monitor says when it listens to kernel audit.
+	readyR, readyW, err := pipe(false)
+	if err != nil {
+		return nil, err
+	}
+	// fds 4 and 5: the gate host's instruction and readiness pipes
+	// (placeholders without a gate: the numbering stays fixed).
+	gateCmdR, gateCmdW, err := pipe(true)
+	if err != nil {
+		return nil, err
+	}
+	gateReadyR, gateReadyW, err := pipe(false)
+	if err != nil {
+		return nil, err
+	}
+	// fd 6: the configuration.
+	cfgR, cfgW, err := pipe(true)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(exe, MonitorVerb, filepath.Join(stateDir, monitorFile))
+	cmd.ExtraFiles = []*os.File{readyW, gateCmdR, gateReadyW, cfgR}
 	cmd.Dir = "/"
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// A small heap: the monitor sleeps almost all the time.
-	cmd.Env = []string{"GOMAXPROCS=1", "GOGC=25", "PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
+	cmd.Env = []string{"GOMAXPROCS=1", "GOGC=25", "PATH=/usr/sbin:/usr/bin:/sbin:/bin", configFDEnv + "=6"}
 	cmd.SysProcAttr = &unix.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
-		wr.Close()
-		return 0, fmt.Errorf("start monitor: %w", err)
+		return nil, fmt.Errorf("start monitor: %w", err)
 	}
-	wr.Close()
-	pid := cmd.Process.Pid
+	mp.pid = cmd.Process.Pid // before Release, which forgets it
 	_ = cmd.Process.Release()
-	if !m.KernelAudit {
-		// Timeout and oom watching lose nothing by starting a few
-		// milliseconds late (the timer runs from `start`, and an OOM needs
-		// the agent to have run first): do not make create wait.
-		return pid, nil
+	mp.config, mp.ready = cfgW, readyR
+	if gate {
+		mp.host = &egress.GateHost{Pid: mp.pid, Cmd: gateCmdW, Ready: gateReadyR}
+	} else {
+		gateCmdW.Close()
+		gateReadyR.Close()
 	}
-	_ = rd.SetReadDeadline(time.Now().Add(5 * time.Second))
+	return mp, nil
+}
+
+// start hands the monitor its configuration (also written to monitor.json,
+// for a restart).
+func (mp *monitorProc) start(m monitorConfig) error {
+	b, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	if err := writeFileAtomic(filepath.Join(mp.stateDir, monitorFile), b); err != nil {
+		return fmt.Errorf("monitor config: %w", err)
+	}
+	_, err = mp.config.Write(b)
+	mp.config.Close()
+	mp.config = nil
+	if err != nil {
+		return fmt.Errorf("policy monitor %d: %w", mp.pid, err)
+	}
+	mp.needReady = m.KernelAudit
+	return nil
+}
+
+// close releases the runtime's ends of the pipes; a monitor that got no
+// configuration exits.
+func (mp *monitorProc) close() {
+	for _, f := range []*os.File{mp.config, mp.ready} {
+		if f != nil {
+			f.Close()
+		}
+	}
+	mp.config, mp.ready = nil, nil
+	if mp.host != nil {
+		if mp.host.Cmd != nil {
+			mp.host.Cmd.Close()
+		}
+		if mp.host.Ready != nil {
+			mp.host.Ready.Close()
+		}
+	}
+}
+
+// wait waits, for a monitor that reads kernel audit records, until it
+// listens, so that no record of the agent's first moments is missed.
+// Timeout and oom watching lose nothing by starting a few milliseconds
+// late (the timer runs from `start`, and an OOM needs the agent to have
+// run first): create does not wait for those.
+func (mp *monitorProc) wait() error {
+	defer mp.close()
+	if !mp.needReady {
+		return nil
+	}
+	_ = mp.ready.SetReadDeadline(time.Now().Add(5 * time.Second))
 	buf := make([]byte, 1)
-	if n, _ := rd.Read(buf); n != 1 {
-		_ = unix.Kill(pid, unix.SIGKILL)
-		b, _ := os.ReadFile(filepath.Join(m.StateDir, "monitor.log"))
-		return 0, fmt.Errorf("the policy monitor did not start: %s", strings.TrimSpace(string(b)))
+	if n, _ := mp.ready.Read(buf); n != 1 {
+		_ = unix.Kill(mp.pid, unix.SIGKILL)
+		b, _ := os.ReadFile(filepath.Join(mp.stateDir, "monitor.log"))
+		return fmt.Errorf("the policy monitor did not start: %s", strings.TrimSpace(string(b)))
 	}
-	return pid, nil
+	return nil
+}
+
+func writeFileAtomic(path string, b []byte) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
 }
 
 // isMonitor reports whether pid is the monitor of stateDir (and not a
@@ -122,7 +243,7 @@ func isMonitor(pid int, stateDir string) bool {
 // monitor has nothing to flush (each audit event is one write), so it is
 // killed outright; when it is our child (a foreground `run`), it is reaped.
 func stopMonitor(pid int, stateDir string) error {
-	if !isMonitor(pid, stateDir) {
+	if pid <= 1 || !isMonitor(pid, stateDir) {
 		return nil
 	}
 	if err := unix.Kill(pid, unix.SIGKILL); err != nil && !errors.Is(err, unix.ESRCH) {
@@ -147,7 +268,23 @@ func MonitorMain(args []string) int {
 		fmt.Fprintln(os.Stderr, "usage: policy-monitor CONFIG")
 		return 2
 	}
-	b, err := os.ReadFile(args[0])
+	var b []byte
+	var err error
+	spawned := os.Getenv(configFDEnv) != ""
+	if fd := os.Getenv(configFDEnv); fd != "" {
+		// Started before the container's init: the configuration comes
+		// once it exists; EOF without one means the create failed.
+		n, _ := strconv.Atoi(fd)
+		f := os.NewFile(uintptr(n), "config")
+		b, err = io.ReadAll(f)
+		f.Close()
+		os.Unsetenv(configFDEnv)
+		if err == nil && len(b) == 0 {
+			return 0
+		}
+	} else {
+		b, err = os.ReadFile(args[0])
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -156,6 +293,11 @@ func MonitorMain(args []string) int {
 	if err := json.Unmarshal(b, &m); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
+	}
+	if spawned && !m.Gate {
+		// spawnMonitor's placeholders for the gate's pipes.
+		unix.Close(4)
+		unix.Close(5)
 	}
 	if err := monitor(m); err != nil {
 		fmt.Fprintf(os.Stderr, "monitor %s: %v\n", m.ID, err)
@@ -192,7 +334,24 @@ func monitor(m monitorConfig) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, unix.SIGTERM, unix.SIGINT, unix.SIGHUP)
+	signal.Notify(sigs, unix.SIGTERM, unix.SIGINT)
+	// SIGHUP tells a gate that the namespace's containers changed; it
+	// must never end the monitor (the keeper catches it too).
+	hups := make(chan os.Signal, 1)
+	signal.Notify(hups, unix.SIGHUP)
+
+	// The egress gate: served here, or watched (see egress.Keeper).
+	var keeper *egress.Keeper
+	keeperDone := make(chan struct{})
+	if m.Gate {
+		keeper = egress.NewKeeper(egress.KeepOptions{Cmd: os.NewFile(4, "gate-cmd"), Ready: os.NewFile(5, "gate-ready")})
+		go func() {
+			defer close(keeperDone)
+			if err := keeper.Run(ctx); err != nil {
+				fmt.Fprintf(os.Stderr, "egress gate: %v\n", err)
+			}
+		}()
+	}
 
 	if !m.KernelAudit {
 		// Nothing the agent does first can be missed: let create go on.
@@ -251,15 +410,26 @@ func monitor(m monitorConfig) error {
 	}
 
 	var timer <-chan time.Time
-	started := make(chan struct{})
+	started := make(chan time.Time, 1)
 	if m.TimeoutMs > 0 {
 		// The timeout runs from `start` (the exec fifo is gone), not from
 		// `create`: a created container may wait for its start a long time.
+		// The start time is recorded, so that a monitor restarted later
+		// keeps the original deadline.
 		go func() {
 			fifo := filepath.Join(m.StateDir, "exec.fifo")
+			sf := filepath.Join(m.StateDir, startedFile)
 			for {
+				if b, err := os.ReadFile(sf); err == nil {
+					if ns, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64); err == nil {
+						started <- time.Unix(0, ns)
+						return
+					}
+				}
 				if _, err := os.Lstat(fifo); errors.Is(err, os.ErrNotExist) {
-					close(started)
+					now := time.Now()
+					_ = os.WriteFile(sf, []byte(strconv.FormatInt(now.UnixNano(), 10)), 0o600)
+					started <- now
 					return
 				}
 				select {
@@ -273,9 +443,15 @@ func monitor(m monitorConfig) error {
 	timeout := time.Duration(m.TimeoutMs) * time.Millisecond
 	for {
 		select {
-		case <-started:
+		case <-hups:
+		case <-keeperDone:
+			keeperDone = nil
+			if exited == nil {
+				return nil // the init is gone and there is no gate to serve
+			}
+		case t0 := <-started:
 			started = nil
-			timer = time.After(timeout)
+			timer = time.After(time.Until(t0.Add(timeout)))
 		case <-timer:
 			timer = nil
 			_ = w.Emit(audit.KindTimeout, map[string]string{"timeout": timeout.String(), "action": "killed"})
@@ -287,6 +463,7 @@ func monitor(m monitorConfig) error {
 			}
 			_ = w.Emit(audit.KindOOM, map[string]string{"cgroup": m.Cgroups["memory"]})
 		case <-exited:
+			exited = nil
 			// An OOM kill of the init is reported just after its exit.
 			if oom != nil {
 				select {
@@ -296,9 +473,15 @@ func monitor(m monitorConfig) error {
 					}
 				case <-time.After(200 * time.Millisecond):
 				case <-sigs: // the runtime is deleting the container
+					return nil
 				}
 			}
-			return nil
+			if keeper == nil || !keeper.Serving() || keeperDone == nil {
+				return nil
+			}
+			// The namespace's gate lives here: it stays until Teardown
+			// (another container of a pod may still use it).
+			oom, timer, started = nil, nil, nil
 		case <-sigs:
 			return nil
 		}

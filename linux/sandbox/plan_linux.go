@@ -26,12 +26,42 @@ type Plan struct {
 	// an empty read-only tmpfs).
 	Denied []string `json:"denied,omitempty"`
 	// HostNet keeps the host's network namespace (egress default allow,
-	// nothing to filter); otherwise a new one with loopback only.
+	// nothing to filter); otherwise a new one with loopback only, unless
+	// Egress.
 	HostNet bool `json:"hostNet,omitempty"`
+	// Egress: the policy allows some egress, so the command gets the
+	// network namespace of egress.NewSandbox (slirp4netns, the nftables
+	// table and the DNS gate) and runs in a child of the sandbox, which
+	// tears the network down when it exits.
+	Egress bool `json:"egress,omitempty"`
+	// Net is what the egress filter needs beyond the plan (never sent to
+	// the stage child). The caller fills it in (Exe at least).
+	Net NetOptions `json:"-"`
 	// Caps is the capability bound (upper-case names).
 	Caps []string `json:"caps,omitempty"`
 	// Agent is the last step: Landlock and seccomp.
 	Agent agentexec.Config `json:"agent"`
+}
+
+// NetOptions configure a networked sandbox (Plan.Egress).
+type NetOptions struct {
+	// Policy is the effective policy (Compile sets it).
+	Policy *spec.Effective
+	// Exe is the mxc-runtime binary: the DNS gate and the stage child.
+	Exe string
+	// DNS is the node config's gate settings; nil means the host's
+	// resolv.conf and the default TTL clamp.
+	DNS *spec.DNSConfig
+	// AuditPath receives dns.deny and net.deny events (JSON lines); empty
+	// drops them.
+	AuditPath string
+	// RunDir is egress's run dir (default egress.DefaultRunDir) and
+	// StateRoot where the sandbox keeps its state while it runs (default
+	// DefaultStateRoot).
+	RunDir, StateRoot string
+	// HostNetNSPath, if set, is where slirp4netns and the gate run
+	// (tests); default the caller's namespace.
+	HostNetNSPath string
 }
 
 // Compile checks that a sandbox can enforce eff on this host and returns
@@ -62,10 +92,12 @@ func Compile(eff *spec.Effective, allowDegraded bool) (*Plan, error) {
 	case !enforcesNet && eff.EgressDefault() == spec.Allow:
 		pl.HostNet = true
 	case len(eff.EgressAllow()) > 0 || eff.EgressDefault() == spec.Allow:
-		// TODO(egress): give the sandbox's namespace the egress filter
-		// once linux/egress offers a sandbox API (NewSandbox); until then
-		// an allow rule cannot be enforced and is refused.
-		return nil, errors.New("network.egress.allow: the sandbox verb cannot enforce egress allow rules yet (its network namespace has loopback only); drop the allow rules or run the agent in a container")
+		// Some egress is allowed: slirp4netns, the table and the gate
+		// (egress.NewSandbox). Default deny with no allow rule keeps the
+		// bare loopback-only namespace: nothing to filter, no helper to
+		// start on the path of every tool command.
+		pl.Egress = true
+		pl.Net.Policy = eff
 	}
 	for _, r := range eff.FSRules() {
 		switch r.Access {
@@ -75,7 +107,16 @@ func Compile(eff *spec.Effective, allowDegraded bool) (*Plan, error) {
 			pl.Denied = append(pl.Denied, r.Path)
 		}
 	}
+	netCaps := map[string]bool{}
+	for _, c := range egress.NetCaps {
+		netCaps[c] = true
+	}
 	for c := range enforce.AllowedCaps(p) {
+		if pl.Egress && netCaps[c] {
+			// CAP_NET_ADMIN rewrites the table, CAP_NET_RAW's packet
+			// sockets skip it.
+			return nil, fmt.Errorf("process.capabilities: %s would let the command bypass the egress filter; drop it", c)
+		}
 		pl.Caps = append(pl.Caps, c)
 	}
 	sort.Strings(pl.Caps)

@@ -34,6 +34,9 @@ func Run(pl *Plan, args, env []string) (int, error) {
 	if len(args) == 0 {
 		return ExitSetup, errors.New("no command")
 	}
+	if pl.Egress {
+		return runNetworked(pl, args, env)
+	}
 	if os.Geteuid() != 0 {
 		return runInUserNS(pl, args, env)
 	}
@@ -218,11 +221,7 @@ func runInUserNS(pl *Plan, args, env []string) (int, error) {
 		return ExitSetup, err
 	}
 	defer rd.Close()
-	cmd := exec.Command("/proc/self/exe", append([]string{StageVerb, "--plan-fd", "3", "--"}, args...)...)
-	cmd.Args[0] = os.Args[0]
-	cmd.Env = env
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-	cmd.ExtraFiles = []*os.File{rd}
+	cmd := stageCommand(rd, args, env)
 	flags := uintptr(unix.CLONE_NEWUSER | unix.CLONE_NEWNS)
 	if !pl.HostNet {
 		flags |= unix.CLONE_NEWNET
@@ -235,15 +234,32 @@ func runInUserNS(pl *Plan, args, env []string) (int, error) {
 		// exec into the stage; it drops them before the command's exec.
 		AmbientCaps: []uintptr{unix.CAP_SYS_ADMIN, unix.CAP_NET_ADMIN, unix.CAP_SETPCAP},
 	}
+	return supervise(cmd, wr, data, cmd.Start, nil, "start the sandbox (user namespaces may be disabled for unprivileged users)")
+}
+
+// stageCommand is the stage child reading its plan from rd (fd 3).
+func stageCommand(rd *os.File, args, env []string) *exec.Cmd {
+	cmd := exec.Command("/proc/self/exe", append([]string{StageVerb, "--plan-fd", "3", "--"}, args...)...)
+	cmd.Args[0] = os.Args[0]
+	cmd.Env = env
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	cmd.ExtraFiles = []*os.File{rd}
+	return cmd
+}
+
+// supervise starts the stage child (through start), sends it the plan,
+// forwards signals and passes its exit through. cleanup, if set, runs
+// once the child is gone, before a fatal signal is re-raised.
+func supervise(cmd *exec.Cmd, wr *os.File, data []byte, start func() error, cleanup func(), what string) (int, error) {
 	// Terminal signals reach the child through its process group; the
 	// others are forwarded.
 	signal.Ignore(unix.SIGINT, unix.SIGQUIT, unix.SIGTSTP, unix.SIGTTIN, unix.SIGTTOU)
 	sigs := make(chan os.Signal, 8)
 	signal.Notify(sigs, unix.SIGTERM, unix.SIGHUP, unix.SIGUSR1, unix.SIGUSR2, unix.SIGWINCH, unix.SIGCONT)
 	defer signal.Stop(sigs)
-	if err := cmd.Start(); err != nil {
+	if err := start(); err != nil {
 		wr.Close()
-		return ExitSetup, fmt.Errorf("start the sandbox (user namespaces may be disabled for unprivileged users): %w", err)
+		return ExitSetup, fmt.Errorf("%s: %w", what, err)
 	}
 	_, werr := wr.Write(data)
 	wr.Close()
@@ -257,6 +273,9 @@ func runInUserNS(pl *Plan, args, env []string) (int, error) {
 		case s := <-sigs:
 			_ = cmd.Process.Signal(s)
 		case <-done:
+			if cleanup != nil {
+				cleanup()
+			}
 			ws, _ := cmd.ProcessState.Sys().(syscall.WaitStatus)
 			if ws.Signaled() {
 				signal.Reset(ws.Signal())

@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/google/nftables"
 	"github.com/miekg/dns"
 	"golang.org/x/sys/unix"
 )
@@ -56,6 +57,7 @@ func (r Result) Refused() bool {
 //	tcp ADDR:PORT                       connect and read a line
 //	udp ADDR:PORT                       send a datagram, wait for the echo
 //	raw                                 open raw IP and packet sockets
+//	nft-flush                           flush the namespace's nftables ruleset
 //	exec CMD ARGS...                    run a command, report its exit
 func ClientMain(args []string) int {
 	start := time.Now()
@@ -84,6 +86,8 @@ func run(op string, a []string) Result {
 		return dialUDP(a[0])
 	case "raw":
 		return rawSockets()
+	case "nft-flush":
+		return nftFlush()
 	case "exec":
 		out, err := exec.Command(a[0], a[1:]...).CombinedOutput()
 		r := Result{OK: err == nil, Data: string(out)}
@@ -205,6 +209,41 @@ func rawSockets() Result {
 }
 
 func htons(v uint16) uint16 { return v<<8 | v>>8 }
+
+// nftFlush tries what `nft flush ruleset` does, over netlink (no nft(8)
+// needed inside a container); OK means the ruleset was flushed.
+func nftFlush() Result {
+	c, err := nftables.New()
+	if err != nil {
+		return fail(err)
+	}
+	c.FlushRuleset()
+	if err := c.Flush(); err != nil {
+		return fail(err)
+	}
+	return Result{OK: true, Data: "ruleset flushed"}
+}
+
+// ClientIn is Client for a namespace given by path (a container's, which
+// `ip netns exec` cannot name), through nsenter.
+func (l *Lab) ClientIn(ctx context.Context, netnsPath string, wrap []string, op ...string) (Result, error) {
+	args := append(append(append([]string{"--net=" + netnsPath, "--"}, wrap...), l.Bin, ClientVerb), op...)
+	ctx, cancel := context.WithTimeout(ctx, 3*clientTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "nsenter", args...)
+	cmd.WaitDelay = 2 * time.Second
+	out, err := cmd.CombinedOutput()
+	return ParseResult(out, err, op)
+}
+
+// ParseResult reads the Result a client printed last.
+func ParseResult(out []byte, err error, op []string) (Result, error) {
+	var r Result
+	if jerr := json.Unmarshal([]byte(lastLine(string(out))), &r); jerr != nil {
+		return Result{}, fmt.Errorf("client %v: %v: %s", op, err, out)
+	}
+	return r, nil
+}
 
 // Client runs one client operation inside namespace ns with the given
 // privilege wrapper (e.g. NoNetCaps) and parses its Result.

@@ -172,15 +172,23 @@ func (l *Lab) link(ns, inside, outside string, n int) error {
 	return nil
 }
 
-// NewContainer makes a container namespace linked to the internet and
-// returns its name; Close removes it (or RemoveContainer, earlier).
-func (l *Lab) NewContainer() (string, error) {
+// nextLink reserves a link number (1..62: 192.0.2.0/24 in /30 blocks).
+func (l *Lab) nextLink() (int, error) {
 	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.nextCtr >= 62 {
+		return 0, errors.New("lab: too many container links")
+	}
 	l.nextCtr++
-	n := l.nextCtr
-	l.mu.Unlock()
-	if n > 62 {
-		return "", errors.New("lab: too many container links")
+	return l.nextCtr, nil
+}
+
+// NewContainer makes a container namespace linked to the internet and
+// returns its name; Close removes it.
+func (l *Lab) NewContainer() (string, error) {
+	n, err := l.nextLink()
+	if err != nil {
+		return "", err
 	}
 	ns := fmt.Sprintf("%s-c%d", l.Prefix, n)
 	if err := l.addNS(ns); err != nil {
@@ -190,6 +198,85 @@ func (l *Lab) NewContainer() (string, error) {
 		return "", err
 	}
 	return ns, nil
+}
+
+// Link is a veth pair plugged into a namespace the lab did not make (a
+// container's, made by the runtime).
+type Link struct {
+	N       int
+	Addr4   string // the namespace's end
+	Inside  string // interface names
+	Outside string
+}
+
+// ReserveLink hands out a link number and its interface names for Attach
+// (which may run in another process, a runtime hook).
+func (l *Lab) ReserveLink() (Link, error) {
+	n, err := l.nextLink()
+	if err != nil {
+		return Link{}, err
+	}
+	return Link{N: n, Addr4: ContainerAddr4(n), Inside: fmt.Sprintf("%sa%d", l.Prefix, n), Outside: fmt.Sprintf("%sai%d", l.Prefix, n)}, nil
+}
+
+// Attach plugs link lk into the network namespace of process pid (a
+// container's init) and links it to the internet namespace inet: the
+// namespace gets 192.0.2.(4n+1)/30 and 2001:db8:ff:(n+1)::1/64 and default
+// routes through the internet's end, as NewContainer's. Everything is done
+// from inside the namespaces involved (the pair is created in the
+// internet), so the caller's own namespace is never touched. Removing the
+// namespace (its last process exiting) removes the pair.
+func Attach(inet string, pid int, lk Link) error {
+	nsPath := fmt.Sprintf("/proc/%d/ns/net", pid)
+	n := lk.N
+	a4 := fmt.Sprintf("192.0.2.%d", 4*n+1)
+	p4 := fmt.Sprintf("192.0.2.%d", 4*n+2)
+	a6 := fmt.Sprintf("2001:db8:ff:%x::1", n+1)
+	p6 := fmt.Sprintf("2001:db8:ff:%x::2", n+1)
+	in := func(args ...string) error {
+		out, err := exec.Command("nsenter", append([]string{"--net=" + nsPath, "ip"}, args...)...).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("ip %s in %s: %v: %s", strings.Join(args, " "), nsPath, err, out)
+		}
+		return nil
+	}
+	inetIP := func(args ...string) error {
+		out, err := exec.Command("ip", append([]string{"-n", inet}, args...)...).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("ip -n %s %s: %v: %s", inet, strings.Join(args, " "), err, out)
+		}
+		return nil
+	}
+	if err := inetIP("link", "add", lk.Outside, "type", "veth", "peer", "name", lk.Inside, "netns", fmt.Sprint(pid)); err != nil {
+		return err
+	}
+	for _, c := range [][]string{
+		{"addr", "add", p4 + "/30", "dev", lk.Outside},
+		{"addr", "add", p6 + "/64", "dev", lk.Outside, "nodad"},
+		{"link", "set", lk.Outside, "up"},
+	} {
+		if err := inetIP(c...); err != nil {
+			return err
+		}
+	}
+	for _, c := range [][]string{
+		{"addr", "add", a4 + "/30", "dev", lk.Inside},
+		{"addr", "add", a6 + "/64", "dev", lk.Inside, "nodad"},
+		{"link", "set", lk.Inside, "up"},
+		{"route", "add", "default", "via", p4},
+		{"-6", "route", "add", "default", "via", p6},
+	} {
+		if err := in(c...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Detach removes a link made by Attach (its internet end; the pair goes
+// with it), if it is still there.
+func Detach(inet string, lk Link) {
+	_ = exec.Command("ip", "-n", inet, "link", "del", lk.Outside).Run()
 }
 
 // ContainerAddr4 is the IPv4 address of container link n (1-based).
