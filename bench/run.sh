@@ -13,7 +13,9 @@
 #                 one that is missing is left out, with a warning)
 #   BENCH_N       timed iterations per operation and runtime (default 30)
 #   BENCH_SHORT=1 the quick CI version: 10 iterations, 1 warm-up
-#   BENCH_ONLY    regexp of operation keys (run, lifecycle, exec)
+#   BENCH_ONLY    regexp of operation keys (run, lifecycle, exec, exec-fast,
+#                 exec-policy, run-policy, density, memory)
+#   BENCH_DENSITY containers in the density batch (default 100)
 #   BENCH_DOC     where to record (default docs/benchmarks.md; "-": nowhere)
 #   BENCH_PROFILE=N  instead of the table, profile `run /bin/true` with
 #                 perf trace over N runs per runtime (needs linux-perf) and
@@ -81,17 +83,23 @@ done
 n=${BENCH_N:-30}
 warmup=3
 label=
+density_runs=3
 if [ "${BENCH_SHORT:-}" = 1 ]; then
 	n=${BENCH_N:-10}
 	warmup=1
 	label=short
+	density_runs=1
 fi
 doc=${BENCH_DOC:-$repo/docs/benchmarks.md}
 [ "$doc" = - ] && doc=
 
 (cd "$repo" && go build -o "$tmp/mxc-bench" ./bench/cmd/mxc-bench)
 
-args=(-n "$n" -warmup "$warmup" -label "$label" -doc "$doc" -only "${BENCH_ONLY:-}" "${runtimes[@]}")
+# mxc's policy rows, the density batch and the memory figures run mxc
+# under the coding-agent example policy (runc and crun without any).
+args=(-n "$n" -warmup "$warmup" -label "$label" -doc "$doc" -only "${BENCH_ONLY:-}"
+	-agent-policy "$repo/examples/policies/coding-agent.yaml"
+	-density "${BENCH_DENSITY:-100}" -density-runs "$density_runs" "${runtimes[@]}")
 if [ -n "${BENCH_PROFILE:-}" ]; then
 	command -v perf >/dev/null || die "BENCH_PROFILE needs perf (apt-get install linux-perf)"
 	args+=(-profile "$BENCH_PROFILE")

@@ -71,7 +71,8 @@ integration_tests() {
 	make -s build
 	# One package at a time: they share the host's cgroups, netns and nftables.
 	MXC_RUNTIME=$ROOT/bin/mxc-runtime go test -tags "$GOTAGS" -count=1 -timeout 20m -p 1 \
-		./integration/runtime/... ./integration/enforce/... ./integration/egress/... ./integration/cgroupv2/...
+		./integration/runtime/... ./integration/enforce/... ./integration/egress/... ./integration/execfast/... \
+		./integration/cgroupv2/...
 }
 
 conformance_suite() {

@@ -19,12 +19,15 @@ import (
 
 func TestParseArgs(t *testing.T) {
 	for _, c := range []struct {
-		args []string
-		fd   int
-		argv string
-		err  string
+		args   []string
+		fd     int
+		server bool
+		argv   string
+		err    string
 	}{
 		{args: []string{"--config-fd", "4", "--", "sh", "-c", "x"}, fd: 4, argv: "sh -c x"},
+		{args: []string{"--config-fd", "4", "--server", "--", "exec-server", "serve"}, fd: 4, server: true, argv: "exec-server serve"},
+		{args: []string{"--server", "--config-fd", "5", "--", "x"}, fd: 5, server: true, argv: "x"},
 		{args: []string{"--config-fd", "4", "--", "--config-fd"}, fd: 4, argv: "--config-fd"},
 		{args: []string{"--", "sh"}, err: "--config-fd is required"},
 		{args: []string{"--config-fd", "2", "--", "sh"}, err: "not an fd number"},
@@ -35,15 +38,15 @@ func TestParseArgs(t *testing.T) {
 		{args: []string{"--config-fd", "4"}, err: "missing --"},
 		{args: nil, err: "missing --"},
 	} {
-		fd, argv, err := parseArgs(c.args)
+		fd, server, argv, err := parseArgs(c.args)
 		if c.err != "" {
 			if err == nil || !strings.Contains(err.Error(), c.err) {
 				t.Errorf("%q: err %v, want %q", c.args, err, c.err)
 			}
 			continue
 		}
-		if err != nil || fd != c.fd || strings.Join(argv, " ") != c.argv {
-			t.Errorf("%q: %d %q %v", c.args, fd, argv, err)
+		if err != nil || fd != c.fd || server != c.server || strings.Join(argv, " ") != c.argv {
+			t.Errorf("%q: %d %v %q %v", c.args, fd, server, argv, err)
 		}
 	}
 }
@@ -53,7 +56,7 @@ func FuzzParseArgs(f *testing.F) {
 	f.Add("--\x00sh")
 	f.Add("--config-fd\x00-1\x00--")
 	f.Fuzz(func(t *testing.T, s string) {
-		fd, argv, err := parseArgs(strings.Split(s, "\x00"))
+		fd, _, argv, err := parseArgs(strings.Split(s, "\x00"))
 		if err == nil && (fd < 3 || len(argv) == 0) {
 			t.Errorf("%q: accepted fd %d argv %q", s, fd, argv)
 		}
@@ -113,3 +116,52 @@ func TestWrap(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// TestAsServer: the wrapped process starts the exec server in server mode.
+func TestAsServer(t *testing.T) {
+	p := &libcontainer.Process{Args: []string{"exec-server"}}
+	if err := AsServer(p, []string{"exec-server", "serve"}); err == nil {
+		t.Error("an unwrapped process was accepted")
+	}
+	if err := Wrap(p, &Config{}); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		for _, f := range p.ExtraFiles {
+			f.Close()
+		}
+	}()
+	if err := AsServer(p, []string{"exec-server", "serve", "--listen-fd", "3"}); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"/proc/self/fd/3", Verb, "--config-fd", "4", "--server", "--", "exec-server", "serve", "--listen-fd", "3"}
+	if strings.Join(p.Args, "|") != strings.Join(want, "|") {
+		t.Errorf("args %q, want %q", p.Args, want)
+	}
+	fd, server, argv, err := parseArgs(p.Args[2:])
+	if err != nil || fd != 4 || !server || strings.Join(argv, " ") != "exec-server serve --listen-fd 3" {
+		t.Errorf("the step parses %d %v %q %v", fd, server, argv, err)
+	}
+}
+
+// TestWrapExe: a process of a container without policy execs the runtime
+// through the placeholder FixupInitFDs swaps.
+func TestWrapExe(t *testing.T) {
+	pre, err := os.Open(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pre.Close()
+	p := &libcontainer.Process{Args: []string{"x"}, ExtraFiles: []*os.File{pre}}
+	if err := WrapExe(p, []string{"exec-server", "serve"}); err != nil {
+		t.Fatal(err)
+	}
+	defer p.ExtraFiles[1].Close()
+	if strings.Join(p.Args, " ") != "/proc/self/fd/4 exec-server serve" || len(p.ExtraFiles) != 2 {
+		t.Errorf("args %q, %d extra files", p.Args, len(p.ExtraFiles))
+	}
+	link, _ := os.Readlink("/proc/self/fd/" + itoa(int(p.ExtraFiles[1].Fd())))
+	if !strings.HasPrefix(link, "/memfd:"+ExeMemfdName) {
+		t.Errorf("placeholder is %q", link)
+	}
+}

@@ -23,6 +23,14 @@
 //     The fd is close-on-exec, so it is gone once agent-exec runs.
 //
 // mxc-runtime is linked statically, so it runs in any root filesystem.
+//
+// The same step starts a container's exec server (the exec fast path, see
+// package execsrv and docs/design/exec.md): with --server (AsServer) it
+// installs the seccomp filters exactly as for an agent process, hands the
+// Landlock ruleset to the server as a plan instead of applying it (each
+// process the server starts applies it for itself, a fresh domain per
+// process as here), and execs the server. WrapExe gives a container
+// without a policy the same sealed way to exec mxc-runtime.
 package agentexec
 
 // Names of the two memfds, as /proc/<pid>/fd shows them.

@@ -25,10 +25,11 @@ const (
 	exitNotFound  = 127
 )
 
-// Main is `mxc-runtime agent-exec --config-fd N -- ARGS...`. It never
-// returns: it execs ARGS or exits 126/127 with a message on stderr.
+// Main is `mxc-runtime agent-exec --config-fd N [--server] -- ARGS...`.
+// It never returns: it execs ARGS or exits 126/127 with a message on
+// stderr. With --server, ARGS are the exec server's (see Serve).
 func Main(args []string) {
-	fd, argv, err := parseArgs(args)
+	fd, server, argv, err := parseArgs(args)
 	if err != nil {
 		fail(exitCannotRun, err)
 	}
@@ -42,37 +43,43 @@ func Main(args []string) {
 	if err := json.Unmarshal(data, &cfg); err != nil {
 		fail(exitCannotRun, fmt.Errorf("parse config: %w", err))
 	}
+	if server {
+		code, err := Serve(&cfg, argv, os.Environ())
+		fail(code, err)
+	}
 	code, err := Exec(&cfg, argv, os.Environ())
 	fail(code, err)
 }
 
-func parseArgs(args []string) (int, []string, error) {
-	fd := -1
+func parseArgs(args []string) (fd int, server bool, argv []string, err error) {
+	fd = -1
 	for len(args) > 0 {
 		switch a := args[0]; a {
 		case "--config-fd":
 			if len(args) < 2 {
-				return 0, nil, errors.New("--config-fd needs a value")
+				return 0, false, nil, errors.New("--config-fd needs a value")
 			}
 			n, err := strconv.Atoi(args[1])
 			if err != nil || n < 3 {
-				return 0, nil, fmt.Errorf("--config-fd %q: not an fd number", args[1])
+				return 0, false, nil, fmt.Errorf("--config-fd %q: not an fd number", args[1])
 			}
 			fd, args = n, args[2:]
+		case "--server":
+			server, args = true, args[1:]
 		case "--":
 			args = args[1:]
 			if fd < 0 {
-				return 0, nil, errors.New("--config-fd is required")
+				return 0, false, nil, errors.New("--config-fd is required")
 			}
 			if len(args) == 0 {
-				return 0, nil, errors.New("no command after --")
+				return 0, false, nil, errors.New("no command after --")
 			}
-			return fd, args, nil
+			return fd, server, args, nil
 		default:
-			return 0, nil, fmt.Errorf("unknown argument %q", a)
+			return 0, false, nil, fmt.Errorf("unknown argument %q", a)
 		}
 	}
-	return 0, nil, errors.New("missing -- before the command")
+	return 0, false, nil, errors.New("missing -- before the command")
 }
 
 func fail(code int, err error) {

@@ -13,4 +13,7 @@
 //	             so that `delete --force` can undo a create killed at any point)
 //	policy.json  the effective agent policy (spec.Effective), when one applies
 //	audit.jsonl  audit events
+//	exec/        the resident exec server's socket and info (linux/execsrv),
+//	             when the fast exec path is on for this container
+//	egress.json, monitor.json  what the policy engine set up (linux/enforce)
 package container

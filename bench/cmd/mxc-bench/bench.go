@@ -15,6 +15,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"mxc.dev/mxc/spec"
 )
 
 // Runtime is one OCI runtime under measurement, with a state root of its own.
@@ -38,9 +40,18 @@ func (r *Runtime) Command(ctx context.Context, args ...string) *exec.Cmd {
 // Exec runs the runtime with stdio on /dev/null (stderr kept for errors)
 // and returns how long it took.
 func (r *Runtime) Exec(ctx context.Context, args ...string) (time.Duration, error) {
+	return r.ExecEnv(ctx, nil, args...)
+}
+
+// ExecEnv is Exec with extra environment variables for mxc (MXC_EXEC_FAST);
+// the other runtimes get the environment as always.
+func (r *Runtime) ExecEnv(ctx context.Context, mxcEnv []string, args ...string) (time.Duration, error) {
 	ctx, cancel := context.WithTimeout(ctx, cmdTimeout)
 	defer cancel()
 	cmd := r.Command(ctx, args...)
+	if r.Name == "mxc" {
+		cmd.Env = append(cmd.Env, mxcEnv...)
+	}
 	// stderr goes to a file, not a pipe: `create` hands its stdio to the
 	// container, which would hold a pipe open long after the runtime exits.
 	errf, err := os.CreateTemp(r.Root, ".stderr-")
@@ -67,8 +78,10 @@ type Bench struct {
 	Dir      string // scratch: rootfs, bundles, state roots
 	Rootfs   string
 	bundles  map[string]string // args key -> bundle dir
-	started  time.Time
-	loadAvg  [2]string // at start and end
+	// agentPolicy is the coding-agent example policy as its annotation.
+	agentPolicy map[string]string
+	started     time.Time
+	loadAvg     [2]string // at start and end
 }
 
 // NewBench makes the scratch dir, the busybox rootfs and a state root per
@@ -76,6 +89,12 @@ type Bench struct {
 func NewBench(o Options) (*Bench, error) {
 	dir, err := os.MkdirTemp(o.Work, "mxc-bench-")
 	if err != nil {
+		return nil, err
+	}
+	// Searchable by all: a session-tier container's root (an unprivileged
+	// host uid) must reach the rootfs under it.
+	if err := os.Chmod(dir, 0o711); err != nil {
+		_ = os.RemoveAll(dir)
 		return nil, err
 	}
 	b := &Bench{Opts: o, Runtimes: o.Runtimes, Dir: dir, bundles: map[string]string{}, started: time.Now()}
@@ -123,7 +142,34 @@ func versionField(out, key string) string {
 // bundles share one rootfs (root.path is absolute), so every runtime and
 // every scenario runs the same files.
 func (b *Bench) Bundle(args ...string) (string, error) {
+	return b.bundle(nil, args...)
+}
+
+// AgentBundle is Bundle with the coding-agent example policy
+// (examples/policies/coding-agent.yaml, -agent-policy) in io.mxc.policy:
+// what mxc runs with its policy on, against runc and crun without any.
+func (b *Bench) AgentBundle(args ...string) (string, error) {
+	if b.agentPolicy == nil {
+		data, err := os.ReadFile(b.Opts.AgentPolicy)
+		if err != nil {
+			return "", fmt.Errorf("agent policy: %w", err)
+		}
+		p, _, err := spec.ParsePolicy(data)
+		if err != nil {
+			return "", fmt.Errorf("agent policy %s: %w", b.Opts.AgentPolicy, err)
+		}
+		if b.agentPolicy, err = spec.Annotations(p); err != nil {
+			return "", err
+		}
+	}
+	return b.bundle(b.agentPolicy, args...)
+}
+
+func (b *Bench) bundle(annotations map[string]string, args ...string) (string, error) {
 	key := strings.Join(args, "\x00")
+	if annotations != nil {
+		key = "policy\x00" + key
+	}
 	if d, ok := b.bundles[key]; ok {
 		return d, nil
 	}
@@ -131,7 +177,9 @@ func (b *Bench) Bundle(args ...string) (string, error) {
 	if err := os.MkdirAll(d, 0o755); err != nil {
 		return "", err
 	}
-	data, err := json.MarshalIndent(benchSpec(b.Rootfs, args), "", "  ")
+	sp := benchSpec(b.Rootfs, args)
+	sp.Annotations = annotations
+	data, err := json.MarshalIndent(sp, "", "  ")
 	if err != nil {
 		return "", err
 	}
@@ -234,6 +282,53 @@ func reapOrphans() {
 		if pid <= 0 || err != nil {
 			return
 		}
+	}
+}
+
+// reapSessionLeaders reaps, in the background until stopped, exited
+// children that lead their own session: container inits and helpers of
+// runtimes re-parented to us (we are their subreaper), never the runtime
+// commands os/exec waits for. A zombie in a container's pid namespace must
+// be reaped before the namespace's init can finish exiting, so waiting for
+// an init while not reaping such a zombie would never end.
+func reapSessionLeaders() (stop func()) {
+	done := make(chan struct{})
+	stopped := make(chan struct{})
+	self := os.Getpid()
+	go func() {
+		defer close(stopped)
+		for {
+			ents, _ := os.ReadDir("/proc")
+			for _, e := range ents {
+				pid, err := strconv.Atoi(e.Name())
+				if err != nil {
+					continue
+				}
+				data, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+				if err != nil {
+					continue
+				}
+				i := bytes.LastIndexByte(data, ')')
+				if i < 0 {
+					continue
+				}
+				f := strings.Fields(string(data[i+1:]))
+				if len(f) < 4 || f[0] != "Z" || f[1] != strconv.Itoa(self) || f[3] != e.Name() {
+					continue
+				}
+				var ws syscall.WaitStatus
+				_, _ = syscall.Wait4(pid, &ws, syscall.WNOHANG, nil)
+			}
+			select {
+			case <-done:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-stopped
 	}
 }
 

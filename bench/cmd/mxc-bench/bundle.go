@@ -16,7 +16,7 @@ const busybox = "/bin/busybox"
 // makeRootfs builds the smallest busybox rootfs the scenarios need: the
 // binary and hard links for the applets they run.
 func makeRootfs(dir string) error {
-	for _, d := range []string{"bin", "proc", "sys", "dev", "tmp", "etc", "root"} {
+	for _, d := range []string{"bin", "proc", "sys", "dev", "tmp", "etc", "root", "workspace"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
 			return err
 		}

@@ -106,7 +106,7 @@ func (b *Bench) commitOf(rt *Runtime) string {
 
 // Record adds this run to the doc: history rows and a section with the
 // table, the machine, and the runtime versions.
-func (b *Bench) Record(path string, res []*Result, t Table) error {
+func (b *Bench) Record(path string, res []*Result, t Table, extra *Extras) error {
 	now := time.Now().UTC()
 	m := hostMachine()
 	runs := fmt.Sprintf("%d", b.Opts.N)
@@ -140,6 +140,46 @@ func (b *Bench) Record(path string, res []*Result, t Table) error {
 			now.Format("2006-01-02 15:04"), b.commitOf(b.Runtimes[0]), runs, r.Title,
 			cell(mx), cell(rc), cell(cr), ratio(mx, rc), ratio(mx, cr))
 	}
+	if extra != nil {
+		by := map[string]*DensityResult{}
+		for _, d := range extra.Density {
+			by[d.Runtime] = d
+		}
+		cell := func(name string, f func(*DensityResult) string) string {
+			if d := by[name]; d != nil {
+				return f(d)
+			}
+			return "n/a"
+		}
+		if len(extra.Density) > 0 {
+			n := extra.Density[0].Containers
+			batch := func(d *DensityResult) string { return fmtMS(d.Median()) }
+			peak := func(d *DensityResult) string { return fmt.Sprintf("%.0f", d.Peak()) }
+			mx, rc, cr := by["mxc"], by["runc"], by["crun"]
+			ratio := func(a, b *DensityResult, f func(*DensityResult) float64) string {
+				if a == nil || b == nil || f(b) == 0 {
+					return "n/a"
+				}
+				return fmtRatio(f(a) / f(b))
+			}
+			med := func(d *DensityResult) float64 { return float64(d.Median()) }
+			pk := func(d *DensityResult) float64 { return d.Peak() }
+			fmt.Fprintf(&hist, "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
+				now.Format("2006-01-02 15:04"), b.commitOf(b.Runtimes[0]), fmt.Sprintf("%d", len(extra.Density[0].Batches)),
+				fmt.Sprintf("density: %d containers run -d + exec + delete, batch (mxc with coding-agent policy)", n),
+				cell("mxc", batch), cell("runc", batch), cell("crun", batch), ratio(mx, rc, med), ratio(mx, cr, med))
+			fmt.Fprintf(&hist, "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
+				now.Format("2006-01-02 15:04"), b.commitOf(b.Runtimes[0]), fmt.Sprintf("%d", len(extra.Density[0].Batches)),
+				fmt.Sprintf("density: %d containers, peak memory added, MiB (not ms)", n),
+				cell("mxc", peak), cell("runc", peak), cell("crun", peak), ratio(mx, rc, pk), ratio(mx, cr, pk))
+		}
+		for _, m := range extra.Memory {
+			fmt.Fprintf(&hist, "| %s | %s | 1 | %s | %s | n/a | n/a | n/a | n/a |\n",
+				now.Format("2006-01-02 15:04"), b.commitOf(b.Runtimes[0]),
+				fmt.Sprintf("mxc helpers per container, %d running (coding-agent): PSS / RSS MiB (not ms)", m.Containers),
+				fmt.Sprintf("%.1f / %.1f", m.PSS["total"], m.RSS["total"]))
+		}
+	}
 	var sec strings.Builder
 	fmt.Fprintf(&sec, "### %s UTC, %d runs%s\n\n", now.Format("2006-01-02 15:04"), b.Opts.N, labelSuffix(b.Opts.Label))
 	fmt.Fprintf(&sec, "- machine: %s\n", m)
@@ -154,6 +194,11 @@ func (b *Bench) Record(path string, res []*Result, t Table) error {
 		fmt.Fprintf(&sec, "- %s: %s\n", r.Scenario.Title, r.Scenario.What)
 	}
 	sec.WriteString("\n")
+	if extra != nil {
+		if t := extra.Text(); t != "" {
+			sec.WriteString(strings.TrimPrefix(t, "\n"))
+		}
+	}
 
 	doc, err := readDoc(path)
 	if err != nil {

@@ -54,7 +54,12 @@ type Options struct {
 	Profile   int    // >0: profile mode with that many traced runs
 	ParsePerf string // print the phases of one saved `perf trace` output
 	CPUProf   int    // >0: CPU attribution (perf record) over that many runs of the subject
-	Runtimes  runtimeFlag
+	// AgentPolicy is the policy mxc runs with in the policy rows.
+	AgentPolicy string
+	// Density is the number of containers of the density batch; DensityRuns
+	// how many batches per runtime.
+	Density, DensityRuns int
+	Runtimes             runtimeFlag
 }
 
 func main() {
@@ -69,6 +74,9 @@ func main() {
 	flag.IntVar(&o.Profile, "profile", 0, "profile `run /bin/true` with perf trace over this many runs instead of benchmarking")
 	flag.IntVar(&o.CPUProf, "cpu-profile", 0, "attribute the CPU time of `run /bin/true` of the first runtime (an unstripped build) to functions, with perf record over this many runs")
 	flag.StringVar(&o.ParsePerf, "parse-perf", "", "print the phases found in a saved `perf trace -o` file of one `run /bin/true` (debugging the profile)")
+	flag.StringVar(&o.AgentPolicy, "agent-policy", "examples/policies/coding-agent.yaml", "policy mxc runs with in the policy rows, the density batch and the memory figures")
+	flag.IntVar(&o.Density, "density", 100, "containers in the density batch")
+	flag.IntVar(&o.DensityRuns, "density-runs", 3, "density batches per runtime")
 	flag.Var(&o.Runtimes, "runtime", "name=path of a runtime (repeatable); the first is the subject of the ratios")
 	flag.Parse()
 	if o.ParsePerf != "" {
@@ -110,6 +118,8 @@ func run(ctx context.Context, o Options) (err error) {
 	if err := setSubreaper(); err != nil {
 		return err
 	}
+	stopReaper := reapSessionLeaders()
+	defer stopReaper()
 	b, err := NewBench(o)
 	if err != nil {
 		return err
@@ -129,11 +139,23 @@ func run(ctx context.Context, o Options) (err error) {
 	if err != nil {
 		return err
 	}
+	var extra Extras
+	if b.selected("density") {
+		if extra.Density, err = b.Density(ctx, o.Density, o.DensityRuns); err != nil {
+			return fmt.Errorf("density: %w", err)
+		}
+	}
+	if b.selected("memory") {
+		if extra.Memory, err = b.Memory(ctx, []int{1, 10}); err != nil {
+			return fmt.Errorf("memory: %w", err)
+		}
+	}
 	table := FormatTable(res, b.Runtimes)
 	fmt.Println()
 	fmt.Print(table.Text())
+	fmt.Print(extra.Text())
 	if o.Doc != "" {
-		if err := b.Record(o.Doc, res, table); err != nil {
+		if err := b.Record(o.Doc, res, table, &extra); err != nil {
 			return fmt.Errorf("write %s: %w", o.Doc, err)
 		}
 		fmt.Printf("\nrecorded in %s\n", o.Doc)

@@ -47,12 +47,40 @@ var scenarios = []*Scenario{
 	{
 		Key:      "exec",
 		Title:    "exec /bin/true",
-		What:     "`exec` of /bin/true in the foreground into a running container (one `sleep` container per runtime, made before timing)",
+		What:     "`exec` of /bin/true in the foreground into a running container (one `sleep` container per runtime, made before timing); mxc through its normal path (MXC_EXEC_FAST=0)",
 		Setup:    setupSleeper,
 		Once:     onceExec,
 		Teardown: teardownSleeper,
 	},
+	{
+		Key:      "exec-fast",
+		Title:    "exec /bin/true, mxc fast path",
+		What:     "as `exec /bin/true`, mxc through the container's exec server (started before timing with `exec-server start`; MXC_EXEC_FAST=require, so a fallback would fail the run)",
+		Setup:    setupFastSleeper,
+		Once:     onceExecFast,
+		Teardown: teardownSleeper,
+	},
+	{
+		Key:      "exec-policy",
+		Title:    "exec /bin/true, mxc with coding-agent policy, fast path",
+		What:     "as `exec /bin/true, mxc fast path`, mxc's container under examples/policies/coding-agent.yaml (session tier, Landlock, seccomp, egress filter); runc and crun without any policy",
+		Setup:    setupAgentSleeper,
+		Once:     onceExecFast,
+		Teardown: teardownSleeper,
+	},
+	{
+		Key:   "run-policy",
+		Title: "run /bin/true, mxc with coding-agent policy",
+		What:  "as `run /bin/true`, mxc's bundle under examples/policies/coding-agent.yaml (session tier, Landlock, seccomp, egress filter with its DNS gate, monitor); runc and crun without any policy",
+		Once:  onceRunPolicy,
+	},
 }
+
+// fastEnv makes mxc take the exec fast path or fail.
+var fastEnv = []string{"MXC_EXEC_FAST=require"}
+
+// normalEnv makes mxc take the normal exec path.
+var normalEnv = []string{"MXC_EXEC_FAST=0"}
 
 // containerID is unique per runtime too: the default cgroup path derives
 // from the id, and containers of different runtimes alive at the same time
@@ -66,7 +94,22 @@ func onceRun(ctx context.Context, b *Bench, rt *Runtime, _ any, i int) (time.Dur
 	if err != nil {
 		return 0, err
 	}
-	id := containerID(rt, "run", i)
+	return runOnce(ctx, rt, bundle, containerID(rt, "run", i))
+}
+
+// onceRunPolicy runs mxc under the agent policy, the others without.
+func onceRunPolicy(ctx context.Context, b *Bench, rt *Runtime, _ any, i int) (time.Duration, error) {
+	bundle, err := b.Bundle("/bin/true")
+	if rt.Name == "mxc" {
+		bundle, err = b.AgentBundle("/bin/true")
+	}
+	if err != nil {
+		return 0, err
+	}
+	return runOnce(ctx, rt, bundle, containerID(rt, "run-policy", i))
+}
+
+func runOnce(ctx context.Context, rt *Runtime, bundle, id string) (time.Duration, error) {
 	d, err := rt.Exec(ctx, "run", "--bundle", bundle, id)
 	if err != nil {
 		return 0, err
@@ -121,12 +164,51 @@ func setupSleeper(ctx context.Context, b *Bench, rt *Runtime) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &sleeper{id: containerID(rt, "exec-target", 0)}
+	return startSleeper(ctx, b, rt, bundle, "exec-target")
+}
+
+// setupFastSleeper is setupSleeper with mxc's exec server started.
+func setupFastSleeper(ctx context.Context, b *Bench, rt *Runtime) (any, error) {
+	bundle, err := b.Bundle("/bin/sleep", "100000")
+	if err != nil {
+		return nil, err
+	}
+	return startServed(ctx, b, rt, bundle, "exec-fast-target")
+}
+
+// setupAgentSleeper is setupFastSleeper with mxc's container under the
+// agent policy (runc and crun: none).
+func setupAgentSleeper(ctx context.Context, b *Bench, rt *Runtime) (any, error) {
+	bundle, err := b.Bundle("/bin/sleep", "100000")
+	if rt.Name == "mxc" {
+		bundle, err = b.AgentBundle("/bin/sleep", "100000")
+	}
+	if err != nil {
+		return nil, err
+	}
+	return startServed(ctx, b, rt, bundle, "exec-policy-target")
+}
+
+func startServed(ctx context.Context, b *Bench, rt *Runtime, bundle, name string) (any, error) {
+	st, err := startSleeper(ctx, b, rt, bundle, name)
+	if err != nil || rt.Name != "mxc" {
+		return st, err
+	}
+	if _, err := rt.Exec(ctx, "exec-server", "start", st.(*sleeper).id); err != nil {
+		_ = teardownSleeper(ctx, b, rt, st)
+		return nil, err
+	}
+	return st, nil
+}
+
+func startSleeper(ctx context.Context, b *Bench, rt *Runtime, bundle, name string) (any, error) {
+	s := &sleeper{id: containerID(rt, name, 0)}
 	pidFile := filepath.Join(b.Dir, "pid-"+rt.Name+"-"+s.id)
 	defer os.Remove(pidFile)
 	if _, err := rt.Exec(ctx, "create", "--bundle", bundle, "--pid-file", pidFile, s.id); err != nil {
 		return nil, err
 	}
+	var err error
 	if s.pid, err = readPid(pidFile); err != nil {
 		return nil, err
 	}
@@ -137,7 +219,11 @@ func setupSleeper(ctx context.Context, b *Bench, rt *Runtime) (any, error) {
 }
 
 func onceExec(ctx context.Context, _ *Bench, rt *Runtime, state any, _ int) (time.Duration, error) {
-	return rt.Exec(ctx, "exec", state.(*sleeper).id, "/bin/true")
+	return rt.ExecEnv(ctx, normalEnv, "exec", state.(*sleeper).id, "/bin/true")
+}
+
+func onceExecFast(ctx context.Context, _ *Bench, rt *Runtime, state any, _ int) (time.Duration, error) {
+	return rt.ExecEnv(ctx, fastEnv, "exec", state.(*sleeper).id, "/bin/true")
 }
 
 func teardownSleeper(ctx context.Context, _ *Bench, rt *Runtime, state any) error {

@@ -1,0 +1,30 @@
+//go:build linux && cgo
+
+// Package fastexec is the C half of mxc's exec fast path: a constructor
+// that runs in every mxc-runtime process before the Go runtime starts (as
+// libcontainer's nsenter does) and is either
+//
+//   - the client: an `exec ID CMD...` the fast path can honour exactly
+//     (global flags --root, --log, --log-format, --config; exec flags
+//     --env/-e and --cwd; no terminal, user, capabilities, process file,
+//     preserved fds, cgroup or detach) reaches the container's exec server
+//     over <root>/<id>/exec/sock, relays stdio and signals, writes the
+//     exec audit event and exits with the process's status, all without
+//     starting Go; anything unexpected returns to the Go CLI, which runs
+//     the normal path;
+//   - the server: `exec-server serve` inside the container, which forks
+//     and execs requests and never starts Go, so that it stays small.
+//
+// Import it for its side effect from the mxc-runtime main package only.
+// The Go half (starting the server, its files) is package execsrv; the
+// design and threat model are in docs/design/exec.md.
+//
+// MXC_EXEC_FAST: "0" (or off/false/no) disables the client; "require"
+// makes an eligible exec fail (exit 255) instead of taking the normal path
+// (for tests); anything else is the default. MXC_EXEC_FAST_DEBUG=1 prints
+// which path an eligible exec took, and why, on stderr.
+package fastexec
+
+// #cgo CFLAGS: -Wall -Wextra -Wno-unused-parameter -std=gnu11
+// #include "fastexec.h"
+import "C"

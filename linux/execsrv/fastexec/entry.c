@@ -1,0 +1,52 @@
+//go:build linux && cgo
+
+/*
+ * The constructor: it runs in every mxc-runtime process before the Go
+ * runtime starts (as libcontainer's nsenter does) and returns at once
+ * unless the process is an exec server or an `exec` the fast path can
+ * serve.
+ */
+#define _GNU_SOURCE
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "fastexec.h"
+
+static int fast_mode(void)
+{
+	const char *m = getenv("MXC_EXEC_FAST");
+	if (!m || !m[0])
+		return MXC_MODE_AUTO;
+	if (!strcmp(m, "0") || !strcmp(m, "off") || !strcmp(m, "false") || !strcmp(m, "no"))
+		return MXC_MODE_OFF;
+	if (!strcmp(m, "require"))
+		return MXC_MODE_REQUIRE;
+	return MXC_MODE_AUTO;
+}
+
+__attribute__((constructor)) static void mxc_fastexec_entry(int argc, char **argv, char **envp)
+{
+	(void)envp;
+	if (argc < 3 || !argv)
+		return;
+	if (!strcmp(argv[1], "exec-server") && !strcmp(argv[2], "serve"))
+		mxc_server_main(argc, argv);
+	/* Cheap test first: most invocations are not `exec`. */
+	int seen = 0;
+	for (int i = 1; i < argc && !seen; i++)
+		seen = !strcmp(argv[i], "exec");
+	if (!seen)
+		return;
+	int mode = fast_mode();
+	if (mode == MXC_MODE_OFF)
+		return;
+	char cwd[PATH_MAX];
+	const char *wd = getcwd(cwd, sizeof cwd);
+	struct mxc_cmdline cl;
+	if (!mxc_parse_cmdline(argc, argv, wd, &cl))
+		return;
+	mxc_client(&cl, mode); /* returns only when the normal path must run */
+	mxc_free_cmdline(&cl);
+}

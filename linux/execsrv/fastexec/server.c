@@ -1,0 +1,622 @@
+//go:build linux && cgo
+
+/*
+ * The exec server: `mxc-runtime exec-server serve --listen-fd L
+ * --config-fd C --ready-fd R [--landlock-fd K]`, started in the container
+ * through the normal exec path (so it holds the namespaces, cgroups,
+ * uid/gids, capabilities, no_new_privs, rlimits, keyring and, for an agent
+ * container, the seccomp filters a normal exec holds), never starting Go.
+ *
+ * Per request it forks a child that does what the rest of the normal path
+ * would do for `exec ID CMD`: new session, the request's pipes as stdio,
+ * chdir, libcontainer's environment (spec env + --env, UI scrub, dedup,
+ * HOME from /etc/passwd), the agent's Landlock ruleset built and applied
+ * exactly as agent-exec applies it (a fresh domain per process), the PATH
+ * lookup, and execve. Anything that fails before execve is reported as
+ * FALLBACK: nothing ran, the client takes the normal path, which reports
+ * the error as it always does.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <linux/close_range.h>
+
+#include "fastexec.h"
+
+/* Landlock's uapi, with the ABI 6 field the distribution headers lack. */
+struct ll_ruleset_attr {
+	uint64_t handled_fs, handled_net, scoped;
+};
+struct ll_path_beneath {
+	uint64_t allowed_access;
+	int32_t parent_fd;
+} __attribute__((packed));
+#define LL_RULE_PATH_BENEATH 1
+
+struct rule {
+	uint64_t access;
+	char *path;
+};
+
+static struct {
+	char *cwd;
+	char **env;
+	int envc;
+	char **scrub;
+	int nscrub;
+	int landlock;
+	uint64_t handled, scoped, flags;
+	size_t attrsize;
+	struct rule *rules;
+	int nrules;
+} cfg;
+
+struct conn {
+	int fd;
+	pid_t pid;
+};
+static struct conn *conns;
+static int nconns;
+#define MAX_CONNS 1024
+#define MAX_ENV 4096
+
+static void fatal_ready(int rfd, const char *msg)
+{
+	if (rfd >= 0) {
+		char buf[512];
+		int n = snprintf(buf, sizeof buf, "E%s: %s", msg, strerror(errno));
+		ssize_t w = write(rfd, buf, (size_t)n);
+		(void)w;
+	}
+	_exit(1);
+}
+
+static char *read_fd(int fd, size_t *len)
+{
+	struct mxc_buf b = {0};
+	char tmp[8192];
+	mxc_buf_add(&b, "", 0); /* a valid (empty) buffer even for an empty file */
+	for (;;) {
+		ssize_t n = read(fd, tmp, sizeof tmp);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			mxc_buf_free(&b);
+			return NULL;
+		}
+		if (n == 0)
+			break;
+		mxc_buf_add(&b, tmp, (size_t)n);
+		if (b.len > (16u << 20))
+			b.oom = 1;
+	}
+	if (b.oom) {
+		mxc_buf_free(&b);
+		errno = ENOMEM;
+		return NULL;
+	}
+	*len = b.len;
+	return b.p;
+}
+
+static int push(char ***list, int *n, char *s)
+{
+	char **l = realloc(*list, sizeof(char *) * (size_t)(*n + 2));
+	if (!l)
+		return -1;
+	l[(*n)++] = s;
+	l[*n] = NULL;
+	*list = l;
+	return 0;
+}
+
+/* load_records reads NUL-separated records "<tag><value>" from fd. */
+static int load_records(int fd, int landlock)
+{
+	size_t len = 0;
+	char *data = read_fd(fd, &len);
+	if (!data)
+		return -1;
+	int version = 0;
+	for (size_t pos = 0; pos < len;) {
+		char *rec = data + pos;
+		size_t rl = strnlen(rec, len - pos);
+		if (pos + rl >= len) {
+			errno = EINVAL;
+			return -1; /* unterminated record */
+		}
+		pos += rl + 1;
+		if (rl == 0)
+			continue;
+		char tag = rec[0], *v = rec + 1;
+		switch (tag) {
+		case 'V':
+			version = atoi(v);
+			break;
+		case 'W':
+			if (!landlock)
+				cfg.cwd = v;
+			break;
+		case 'E':
+			if (!landlock && push(&cfg.env, &cfg.envc, v) < 0)
+				return -1;
+			break;
+		case 'S':
+			if (!landlock && push(&cfg.scrub, &cfg.nscrub, v) < 0)
+				return -1;
+			break;
+		case 'h':
+			cfg.handled = strtoull(v, NULL, 10);
+			break;
+		case 's':
+			cfg.scoped = strtoull(v, NULL, 10);
+			break;
+		case 'f':
+			cfg.flags = strtoull(v, NULL, 10);
+			break;
+		case 'z':
+			cfg.attrsize = strtoull(v, NULL, 10);
+			break;
+		case 'r': {
+			char *sp = strchr(v, ' ');
+			if (!sp) {
+				errno = EINVAL;
+				return -1;
+			}
+			*sp = '\0';
+			struct rule *r = realloc(cfg.rules, sizeof *r * (size_t)(cfg.nrules + 1));
+			if (!r)
+				return -1;
+			cfg.rules = r;
+			cfg.rules[cfg.nrules++] = (struct rule){.access = strtoull(v, NULL, 10), .path = sp + 1};
+			break;
+		}
+		default:
+			errno = EINVAL;
+			return -1;
+		}
+	}
+	if (version != 1) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (landlock) {
+		if (cfg.attrsize != 8 && cfg.attrsize != 16 && cfg.attrsize != 24) {
+			errno = EINVAL;
+			return -1;
+		}
+		cfg.landlock = 1;
+	} else if (!cfg.cwd || cfg.cwd[0] != '/') {
+		errno = EINVAL;
+		return -1;
+	}
+	return 0;
+}
+
+static int send_msg(int fd, uint32_t type, int32_t value, const char *text)
+{
+	char buf[sizeof(struct mxc_msg) + 512];
+	size_t tl = text ? strnlen(text, 511) : 0;
+	struct mxc_msg m = {.magic = MXC_MSG_MAGIC, .type = type, .value = value, .textlen = (uint32_t)tl};
+	memcpy(buf, &m, sizeof m);
+	if (tl)
+		memcpy(buf + sizeof m, text, tl);
+	return send(fd, buf, sizeof m + tl, MSG_NOSIGNAL | MSG_DONTWAIT) < 0 ? -1 : 0;
+}
+
+/* What a child reports when it could not exec: nothing ran. */
+struct child_err {
+	int err;
+	char what[200];
+};
+
+static void child_fail(int errw, const char *what, int err) __attribute__((noreturn));
+static void child_fail(int errw, const char *what, int err)
+{
+	struct child_err ce = {.err = err};
+	snprintf(ce.what, sizeof ce.what, "%s", what);
+	ssize_t w = write(errw, &ce, sizeof ce);
+	(void)w;
+	_exit(127);
+}
+
+/* apply_landlock builds and applies the ruleset as landlock.Ruleset.Apply. */
+static int apply_landlock(const char **what)
+{
+	struct ll_ruleset_attr attr = {.handled_fs = cfg.handled, .scoped = cfg.scoped};
+	long rfd = syscall(SYS_landlock_create_ruleset, &attr, cfg.attrsize, 0);
+	if (rfd < 0) {
+		*what = "landlock_create_ruleset";
+		return -1;
+	}
+	for (int i = 0; i < cfg.nrules; i++) {
+		int pfd = open(cfg.rules[i].path, O_PATH | O_CLOEXEC);
+		if (pfd < 0) {
+			if (errno == ENOENT || errno == ENOTDIR || errno == EACCES)
+				continue; /* nothing there to grant */
+			*what = "landlock: open a rule path";
+			return -1;
+		}
+		struct stat st;
+		if (fstat(pfd, &st) < 0) {
+			*what = "landlock: stat a rule path";
+			return -1;
+		}
+		uint64_t access = cfg.rules[i].access & cfg.handled;
+		if (!S_ISDIR(st.st_mode))
+			access &= MXC_LL_FILE_RIGHTS;
+		if (access) {
+			struct ll_path_beneath pb = {.allowed_access = access, .parent_fd = pfd};
+			if (syscall(SYS_landlock_add_rule, rfd, LL_RULE_PATH_BENEATH, &pb, 0) < 0) {
+				*what = "landlock_add_rule";
+				return -1;
+			}
+		}
+		close(pfd);
+	}
+	if (syscall(SYS_landlock_restrict_self, rfd, cfg.flags) < 0) {
+		*what = "landlock_restrict_self";
+		return -1;
+	}
+	close((int)rfd);
+	return 0;
+}
+
+static int scrubbed(const char *kv)
+{
+	size_t k = strcspn(kv, "=");
+	for (int i = 0; i < cfg.nscrub; i++)
+		if (strlen(cfg.scrub[i]) == k && memcmp(cfg.scrub[i], kv, k) == 0)
+			return 1;
+	return 0;
+}
+
+static void child(struct mxc_request *rq, int fds[3], int errw) __attribute__((noreturn));
+static void child(struct mxc_request *rq, int fds[3], int errw)
+{
+	/* A fresh process: default dispositions, nothing blocked. */
+	struct sigaction dfl = {.sa_handler = SIG_DFL};
+	for (int s = 1; s < NSIG; s++)
+		if (s != SIGKILL && s != SIGSTOP)
+			sigaction(s, &dfl, NULL);
+	sigset_t none;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	/* Its own session, without a controlling terminal. */
+	setsid();
+	for (int i = 0; i < 3; i++)
+		if (dup2(fds[i], i) < 0)
+			child_fail(errw, "dup2", errno);
+	/* Only 0, 1 and 2 reach the program (libcontainer closes the rest). */
+	syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC);
+
+	const char *cwd = rq->cwd ? rq->cwd : cfg.cwd;
+	if (chdir(cwd) < 0)
+		child_fail(errw, "chdir", errno);
+
+	int n = cfg.envc + rq->envc;
+	if (n > MAX_ENV)
+		child_fail(errw, "too many environment variables", E2BIG);
+	char **all = calloc((size_t)n + 1, sizeof(char *));
+	char **env = calloc((size_t)n + 3, sizeof(char *));
+	if (!all || !env)
+		child_fail(errw, "env", ENOMEM);
+	int m = 0;
+	for (int i = 0; i < cfg.envc; i++)
+		all[m++] = cfg.env[i];
+	for (int i = 0; i < rq->envc; i++)
+		if (!scrubbed(rq->env[i]))
+			all[m++] = rq->env[i];
+	int home_set = 0;
+	const char *err = NULL;
+	int k = mxc_dedup_env(all, m, env, &home_set, &err);
+	if (k < 0)
+		child_fail(errw, err, EINVAL);
+	if (!home_set) {
+		/* runc's getUserHome: the container's /etc/passwd, "/" failing that. */
+		size_t len = 0;
+		char *data = NULL;
+		int fd = open("/etc/passwd", O_RDONLY | O_CLOEXEC);
+		if (fd >= 0) {
+			data = read_fd(fd, &len);
+			close(fd);
+		}
+		char *home = mxc_passwd_home(data ? data : "", data ? len : 0, (long)getuid(), data == NULL);
+		if (!home)
+			child_fail(errw, "HOME", ENOMEM);
+		char *kv = malloc(strlen(home) + 6);
+		if (!kv)
+			child_fail(errw, "HOME", ENOMEM);
+		strcpy(kv, "HOME=");
+		strcat(kv, home);
+		env[k++] = kv;
+		env[k] = NULL;
+	}
+
+	if (cfg.landlock) {
+		const char *what = NULL;
+		if (apply_landlock(&what) < 0)
+			child_fail(errw, what, errno);
+	}
+	/* agent-exec looks the command up after Landlock, with the env's PATH. */
+	const char *path = NULL;
+	for (int i = 0; i < k; i++)
+		if (!strncmp(env[i], "PATH=", 5))
+			path = env[i] + 5;
+	if (!path && !strchr(rq->argv[0], '/'))
+		child_fail(errw, "no PATH to look the command up in", ENOENT);
+	char *exe = NULL;
+	if (mxc_lookpath(rq->argv[0], path ? path : "", &exe) < 0)
+		child_fail(errw, "look up the command", errno);
+	execve(exe, rq->argv, env);
+	child_fail(errw, "execve", errno);
+}
+
+static void drop_conn(int i)
+{
+	close(conns[i].fd);
+	conns[i] = conns[--nconns];
+}
+
+/* handle_request reads one request from conn i and starts its process. */
+static void handle_request(int i)
+{
+	struct conn *c = &conns[i];
+	char *buf = malloc(MXC_REQ_MAX);
+	if (!buf) {
+		send_msg(c->fd, MXC_MSG_FALLBACK, ENOMEM, "out of memory");
+		drop_conn(i);
+		return;
+	}
+	char cbuf[CMSG_SPACE(sizeof(int) * 8)];
+	struct iovec iov = {.iov_base = buf, .iov_len = MXC_REQ_MAX};
+	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf};
+	ssize_t n = recvmsg(c->fd, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+		free(buf);
+		return;
+	}
+	int fds[8], nfds = 0;
+	for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
+		if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS) {
+			int k = (int)((cm->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+			for (int j = 0; j < k && nfds < 8; j++)
+				memcpy(&fds[nfds++], CMSG_DATA(cm) + (size_t)j * sizeof(int), sizeof(int));
+		}
+	}
+	struct mxc_request rq;
+	const char *bad = NULL;
+	if (n <= 0)
+		bad = "no request";
+	else if (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC))
+		bad = "request too large";
+	else if (nfds != 3)
+		bad = "a request carries exactly three fds";
+	else if (mxc_decode_request(buf, (size_t)n, &rq) < 0)
+		bad = "malformed request";
+	if (bad) {
+		for (int j = 0; j < nfds; j++)
+			close(fds[j]);
+		free(buf);
+		if (n > 0)
+			send_msg(c->fd, MXC_MSG_FALLBACK, EINVAL, bad);
+		drop_conn(i);
+		return;
+	}
+	int ep[2] = {-1, -1};
+	pid_t pid = -1;
+	if (pipe2(ep, O_CLOEXEC) == 0) {
+		pid = fork();
+		if (pid == 0)
+			child(&rq, fds, ep[1]);
+		close(ep[1]);
+	}
+	for (int j = 0; j < 3; j++)
+		close(fds[j]);
+	if (pid < 0) {
+		int e = errno;
+		char text[256];
+		snprintf(text, sizeof text, "fork: %s", strerror(e));
+		send_msg(c->fd, MXC_MSG_FALLBACK, e, text);
+		if (ep[0] >= 0)
+			close(ep[0]);
+		mxc_free_request(&rq);
+		free(buf);
+		drop_conn(i);
+		return;
+	}
+	struct child_err ce;
+	ssize_t r;
+	do
+		r = read(ep[0], &ce, sizeof ce);
+	while (r < 0 && errno == EINTR);
+	close(ep[0]);
+	mxc_free_request(&rq);
+	free(buf);
+	if (r == (ssize_t)sizeof ce) {
+		/* It never ran: reap it now and let the normal path do the work. */
+		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+			;
+		char text[300];
+		ce.what[sizeof ce.what - 1] = '\0';
+		snprintf(text, sizeof text, "%s: %s", ce.what, strerror(ce.err));
+		send_msg(c->fd, MXC_MSG_FALLBACK, ce.err, text);
+		drop_conn(i);
+		return;
+	}
+	c->pid = pid;
+	if (send_msg(c->fd, MXC_MSG_STARTED, pid, NULL) < 0)
+		c->pid = -pid; /* the client is gone; the process runs on */
+}
+
+static void reap(void)
+{
+	for (;;) {
+		int st;
+		pid_t pid = waitpid(-1, &st, WNOHANG);
+		if (pid <= 0)
+			return;
+		int code = WIFSIGNALED(st) ? 128 + WTERMSIG(st) : WEXITSTATUS(st);
+		for (int i = 0; i < nconns; i++) {
+			if (conns[i].pid == pid) {
+				send_msg(conns[i].fd, MXC_MSG_EXITED, code, NULL);
+				drop_conn(i);
+				break;
+			}
+		}
+	}
+}
+
+static void on_client(int i, short rev)
+{
+	struct conn *c = &conns[i];
+	if (c->pid == 0) {
+		if (rev & POLLIN) {
+			handle_request(i);
+			return;
+		}
+		drop_conn(i);
+		return;
+	}
+	if (rev & POLLIN) {
+		struct mxc_msg m;
+		ssize_t n = recv(c->fd, &m, sizeof m, MSG_DONTWAIT);
+		if (n == (ssize_t)sizeof m && m.magic == MXC_MSG_MAGIC && m.type == MXC_MSG_SIGNAL) {
+			if (c->pid > 0 && m.value > 0 && m.value < NSIG)
+				kill(c->pid, m.value);
+			return;
+		}
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			return;
+	}
+	/* The client went away (or spoke nonsense): the process runs on, as
+	 * after a normal-path exec whose runtime died; it is reaped later. */
+	drop_conn(i);
+}
+
+void mxc_server_main(int argc, char **argv)
+{
+	int lfd = -1, cfd = -1, rfd = -1, llfd = -1;
+	for (int i = 3; i + 1 < argc; i += 2) {
+		int v = atoi(argv[i + 1]);
+		if (!strcmp(argv[i], "--listen-fd"))
+			lfd = v;
+		else if (!strcmp(argv[i], "--config-fd"))
+			cfd = v;
+		else if (!strcmp(argv[i], "--ready-fd"))
+			rfd = v;
+		else if (!strcmp(argv[i], "--landlock-fd"))
+			llfd = v;
+	}
+	if (rfd < 3)
+		rfd = -1;
+	/* Keep other processes of the container away from our fds and memory
+	 * (/proc/<pid>/fd, ptrace, pidfd_getfd need ptrace access). */
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+		fatal_ready(rfd, "exec-server: prctl(PR_SET_DUMPABLE)");
+	if (lfd < 3 || cfd < 3) {
+		errno = EINVAL;
+		fatal_ready(rfd, "exec-server serve: --listen-fd and --config-fd are required");
+	}
+	if (load_records(cfd, 0) < 0)
+		fatal_ready(rfd, "exec-server: read the config");
+	close(cfd);
+	if (llfd >= 3) {
+		if (load_records(llfd, 1) < 0)
+			fatal_ready(rfd, "exec-server: read the Landlock plan");
+		close(llfd);
+	}
+	if (rfd >= 0) {
+		/*
+		 * Wait for the runtime's go-ahead (it has set the late rlimits on
+		 * this process by then), and leave the runtime's process tree:
+		 * the child the runtime started exits, so the server is re-parented
+		 * inside the container (to its init, or to the host's reaper when
+		 * the container shares the host's pid namespace), never to a host
+		 * process that outlives the container's init and would have to
+		 * reap it before the container's pid namespace can go away.
+		 */
+		char go = 0;
+		ssize_t n;
+		do
+			n = read(rfd, &go, 1);
+		while (n < 0 && errno == EINTR);
+		if (n != 1 || go != 'G')
+			_exit(1);
+		pid_t pid = fork();
+		if (pid < 0)
+			fatal_ready(rfd, "exec-server: fork");
+		if (pid > 0)
+			_exit(0);
+	}
+	prctl(PR_SET_NAME, "mxc-exec-server", 0, 0, 0);
+	setsid();
+	if (fcntl(lfd, F_SETFD, FD_CLOEXEC) < 0 || fcntl(lfd, F_SETFL, O_NONBLOCK) < 0)
+		fatal_ready(rfd, "exec-server: the listening socket");
+	sigset_t chld;
+	sigemptyset(&chld);
+	sigaddset(&chld, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &chld, NULL);
+	int sfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (sfd < 0)
+		fatal_ready(rfd, "exec-server: signalfd");
+	signal(SIGPIPE, SIG_IGN);
+	conns = calloc(MAX_CONNS, sizeof *conns);
+	struct pollfd *p = calloc(MAX_CONNS + 2, sizeof *p);
+	if (!conns || !p)
+		fatal_ready(rfd, "exec-server: memory");
+	if (rfd >= 0) {
+		/* The runtime reads our pid from the message's credentials. */
+		ssize_t w = write(rfd, "R", 1);
+		(void)w;
+		close(rfd);
+	}
+	for (;;) {
+		int n = 0;
+		p[n++] = (struct pollfd){.fd = sfd, .events = POLLIN};
+		p[n++] = (struct pollfd){.fd = lfd, .events = nconns < MAX_CONNS ? POLLIN : 0};
+		int base = n;
+		for (int i = 0; i < nconns; i++)
+			p[n++] = (struct pollfd){.fd = conns[i].fd, .events = POLLIN};
+		if (poll(p, (nfds_t)n, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			_exit(1);
+		}
+		/* Connections first (indices shift as they are dropped, so walk
+		 * backwards), then exits, then new connections. */
+		for (int i = n - 1; i >= base; i--)
+			if (p[i].revents)
+				on_client(i - base, p[i].revents);
+		if (p[0].revents & POLLIN) {
+			struct signalfd_siginfo si;
+			while (read(sfd, &si, sizeof si) == (ssize_t)sizeof si)
+				;
+			reap();
+		}
+		if (p[1].revents & POLLIN) {
+			for (;;) {
+				int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+				if (fd < 0)
+					break;
+				if (nconns >= MAX_CONNS) {
+					close(fd);
+					break;
+				}
+				conns[nconns++] = (struct conn){.fd = fd};
+			}
+		}
+	}
+}

@@ -1,0 +1,5 @@
+//go:build !linux || !cgo
+
+// Package fastexec is the C half of mxc's exec fast path; it exists only
+// on Linux with cgo (see doc.go). Elsewhere importing it does nothing.
+package fastexec
