@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
@@ -130,5 +131,37 @@ func TestKeeperServesAndRestarts(t *testing.T) {
 	}
 	if rc, err := queryIn(t, fd, "denied.example"); err != nil || rc != dns.RcodeRefused {
 		t.Fatalf("query after the restart: rcode %d, %v", rc, err)
+	}
+}
+
+// TestPruneStaleRefs: refs whose namespace is gone (their container's
+// runtime was killed before Teardown) or names another namespace now are
+// dropped, so a later namespace that reuses the inode number is not taken
+// for a shared one; the ref of a live user stays.
+func TestPruneStaleRefs(t *testing.T) {
+	ns, fd := newTestNetNS(t)
+	kfd, key, err := openNetNS("/proc/self/fd/" + strconv.Itoa(fd))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.NewFile(uintptr(kfd), "netns").Close()
+	gd := filepath.Join(t.TempDir(), "ns-"+key.String())
+	if err := os.MkdirAll(filepath.Join(gd, "refs"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	refs := map[string]string{
+		"live":        "/run/netns/" + ns,
+		"gone":        "/proc/2147483647/ns/net",
+		"other-netns": "/proc/self/ns/net",
+	}
+	for id, p := range refs {
+		if err := writeJSON(filepath.Join(gd, "refs", id), ref{Container: id, NetNSPath: p}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pruneStaleRefs(gd, key.String())
+	left := readRefs(gd)
+	if len(left) != 1 || left[0].Container != "live" {
+		t.Fatalf("refs after pruning: %+v, want only the live one", left)
 	}
 }

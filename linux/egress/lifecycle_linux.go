@@ -278,7 +278,11 @@ func Setup(ctx context.Context, cfg Config) (err error) {
 	gc.RefsDir = filepath.Join(gd, "refs")
 	myRef := ref{Container: cfg.ContainerID, Agent: cfg.Agent, AuditPath: cfg.AuditPath, NetNSPath: cfg.NetNSPath, Keeper: cfg.Host != nil}
 
-	// Another container of the pod already set the namespace up.
+	// Another container of the pod already set the namespace up. Refs of
+	// containers whose namespace is gone are stale (their runtime was killed
+	// before Teardown, and a namespace inode number is reused later): they
+	// must not make this namespace look shared.
+	pruneStaleRefs(gd, gc.Key)
 	if old, ok := readGateConfig(gd); ok {
 		if refs, _ := os.ReadDir(filepath.Join(gd, "refs")); len(refs) > 0 {
 			if networkDigest(&old) != networkDigest(&gc) {
@@ -475,6 +479,28 @@ func Teardown(cfg Config) error {
 		return fmt.Errorf("egress state: %w", err)
 	}
 	return nil
+}
+
+// pruneStaleRefs removes the refs of gd whose namespace path no longer
+// names the namespace keyed key (the container, and with it the namespace
+// it held, is gone).
+func pruneStaleRefs(gd, key string) {
+	ents, _ := os.ReadDir(filepath.Join(gd, "refs"))
+	for _, e := range ents {
+		p := filepath.Join(gd, "refs", e.Name())
+		var r ref
+		b, err := os.ReadFile(p)
+		if err != nil || json.Unmarshal(b, &r) != nil || r.NetNSPath == "" {
+			continue // unreadable or from an older version: leave it be
+		}
+		fd, k, err := openNetNS(r.NetNSPath)
+		if err == nil {
+			unix.Close(fd)
+		}
+		if err != nil || k.String() != key {
+			_ = os.Remove(p)
+		}
+	}
 }
 
 // readRefs returns the refs of the containers using a namespace.
