@@ -60,8 +60,17 @@ step() {
 	return $rc
 }
 skip() { skipped=$((skipped + 1)); printf 'skip  %6s   %s\n' - "$*"; }
+# timed CMD...: run CMD in this shell and add its wall time to the policy checks' total,
+# which summary prints ("policy checks took N.Ns"; run-all sums them over the flows)
+POLICY_SECS=0
+timed() { local t0 rc; t0=$(now); "$@"; rc=$?; POLICY_SECS=$(echo "$POLICY_SECS + $(now) - $t0" | bc); return $rc; }
+# run_policy_checks: the flow's policy_checks when enabled (timed), else one skip
+run_policy_checks() {
+	if policy_checks_enabled; then timed policy_checks; else skip "policy checks: $MXC_RUNTIME is not mxc-runtime"; fi
+}
 # summary LABEL: the closing line every flow prints; exit status follows it
 summary() {
+	[ "$POLICY_SECS" = 0 ] || printf 'policy checks took %.1fs\n' "$POLICY_SECS"
 	echo "$1: $pass passed, $fail failed, $skipped skipped"
 	[ "$fail" -eq 0 ]
 }
@@ -166,3 +175,101 @@ policy_checks_enabled() {
 	*) runtime_is_mxc "${MXC_RUNTIME:-}" ;;
 	esac
 }
+
+# --- egress by name: a DNS server of the test's own as the gate's upstream ---
+# The runtime's DNS gate answers only the names a policy allows and asks its upstream
+# (node config dns.upstreams) for them. The flows point that upstream at testdns on the
+# host's loopback, serving allowed.mxc.test and denied.mxc.test with the addresses of
+# destinations the flow itself started (web containers/pods on its own bridge), so no
+# lookup or connection leaves what the test made. Only containers under an egress
+# policy look names up (their port-53 traffic goes to the gate whatever resolver they
+# name); the gate's upstream is checked (gate_upstream_is) before the first lookup.
+TESTDNS=$IT_BIN/testdns
+ALLOWED_NAME=allowed.mxc.test DENIED_NAME=denied.mxc.test
+# dns_up DIR: build and start testdns (pid DIR/dns.pid, records DIR/dns.records, questions
+# DIR/dns.log); sets DNS_ADDR (ip:port). dns_down DIR ends it.
+dns_up() {
+	local d=$1 i
+	mkdir -p "$IT_BIN" "$d"
+	(cd "$REPO_ROOT" && CGO_ENABLED=0 go build -trimpath -o "$TESTDNS" ./integration/clients/testdns) ||
+		die "go build ./integration/clients/testdns failed"
+	dns_down "$d"
+	: >"$d/dns.records"; : >"$d/dns.log"; rm -f "$d/dns.addr"
+	setsid "$TESTDNS" -listen 127.0.0.1:0 -records "$d/dns.records" -addr-file "$d/dns.addr" \
+		-log "$d/dns.log" -timeout 60m >"$d/dns.err" 2>&1 </dev/null &
+	echo $! >"$d/dns.pid"
+	for ((i = 0; i < 40; i++)); do [ -s "$d/dns.addr" ] && break; sleep 0.25; done
+	[ -s "$d/dns.addr" ] || { cat "$d/dns.err"; die "testdns did not start"; }
+	DNS_ADDR=$(cat "$d/dns.addr")
+	export DNS_ADDR
+}
+dns_down() { stop_pid "$1/dns.pid" 5; }
+# dns_set DIR NAME ADDR [NAME ADDR]...: the records testdns serves (re-read on change)
+dns_set() {
+	local d=$1; shift
+	while [ $# -ge 2 ]; do printf '%s %s\n' "$1" "$2"; shift 2; done >"$d/dns.records.tmp"
+	mv "$d/dns.records.tmp" "$d/dns.records"
+}
+# node_config_dns: the node config lines that make the gate ask testdns
+node_config_dns() { printf 'dns:\n  upstreams: ["%s"]\n' "$DNS_ADDR"; }
+
+# gate_dir ID: the gate state dir (/run/mxc-egress/ns-*) holding container ID's ref
+EGRESS_RUN_DIR=${EGRESS_RUN_DIR:-/run/mxc-egress}
+gate_dir() { local r; r=$(ls -d "$EGRESS_RUN_DIR"/ns-*/refs/"$1" 2>/dev/null | head -1); [ -n "$r" ] && dirname "$(dirname "$r")"; }
+# gate_upstream_is ID ADDR: container ID's gate serves and asks exactly ADDR upstream
+gate_upstream_is() {
+	local g; g=$(gate_dir "$1") || { echo "no gate holds container $1"; return 1; }
+	jq -c .upstreams "$g/gate.json"
+	[ "$(jq -r '.upstreams | join(" ")' "$g/gate.json")" = "$2" ]
+}
+# gate_proc GATEDIR: "pid starttime" of the process serving the gate (monitor or gate)
+gate_proc() { cat "$1/gate.pid" 2>/dev/null; }
+# proc_alive "PID STARTTIME": that very process still runs (not a reused pid)
+proc_alive() {
+	local p=${1% *} st=${1#* } f
+	[ -n "$p" ] && [ -r "/proc/$p/stat" ] || return 1
+	f=$(sed 's/.*) //' "/proc/$p/stat" | awk '{print $20}')
+	[ "$f" = "$st" ]
+}
+# egress_gone GATEDIR GATEPROC ROOT ID: the gate's state, the process that served it,
+# the container's monitor and its runtime state are gone
+egress_gone() {
+	local g=$1 gp=$2 root=$3 id=$4 i
+	for ((i = 0; i < 40; i++)); do
+		{ [ -z "$g" ] || [ ! -e "$g" ]; } && ! proc_alive "$gp" &&
+			! pgrep -f "policy-monitor $root/$id/" >/dev/null && [ ! -e "$root/$id" ] && return 0
+		sleep 0.25
+	done
+	echo "left: gate dir ${g:-?} ($(ls -A "$g" 2>&1 | tr '\n' ' ')), gate process ${gp:-?}: $(proc_alive "$gp" && echo alive)"
+	pgrep -af "policy-monitor $root/$id/"; ls -d "$root/$id" 2>&1
+	return 1
+}
+# nft_table_gone NETNS_PATH: the namespace is gone, or holds no mxc table
+nft_table_gone() { [ ! -e "$1" ] || ! nsenter --net="$1" nft list tables 2>/dev/null | grep -q 'inet mxc'; }
+# in-container probes (busybox): resolve, HTTP GET with nc (Debian's static busybox
+# wget segfaults on some paths), connect
+PROBE_GET="printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3"
+# render_node_policies DIR: deploy/mxc/policies/* as a node's /etc/mxc/policies in DIR;
+# allowlist-node.yaml with its allowed name and port swapped for $ALLOWED_NAME tcp/80
+# and, once DNS_ADDR is set (dns_up), the gate's upstream pointed at testdns
+render_node_policies() {
+	local d=$1 f
+	mkdir -p "$d"
+	for f in "$DEPLOY_DIR"/mxc/policies/*.yaml; do cp "$f" "$d/"; done
+	render_snippet "$DEPLOY_DIR/mxc/policies/allowlist-node.yaml" \
+		-e "s|host: api\.openai\.com|host: $ALLOWED_NAME|" -e 's|port: 443|port: 80|' >"$d/allowlist-node.yaml"
+	grep -q "host: $ALLOWED_NAME" "$d/allowlist-node.yaml" || die "allowlist-node.yaml: no api.openai.com rule to render"
+	[ -n "${DNS_ADDR:-}" ] && node_config_dns >>"$d/allowlist-node.yaml"
+	true
+}
+# audit_has JQ_COND: some audit event (JSON lines on stdin) satisfies JQ_COND
+audit_has() { jq -s -e "any(.[]; $1)" >/dev/null; }
+# steps run in a bash of their own: the probes must be visible there
+export -f audit_has gate_dir gate_upstream_is gate_proc proc_alive egress_gone nft_table_gone
+export EGRESS_RUN_DIR ALLOWED_NAME DENIED_NAME PROBE_GET
+# egress_live GATEPROC ROOT ID NETNS: while the container runs, its monitor runs, the gate
+# is served and the namespace holds the mxc table (what egress_gone then finds gone)
+egress_live() {
+	pgrep -af "policy-monitor $2/$3/" && proc_alive "$1" && nsenter --net="$4" nft list tables | grep -x 'table inet mxc'
+}
+export -f egress_live

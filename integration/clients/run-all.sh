@@ -25,7 +25,7 @@ FLOWS=${FLOWS:-installer ctr cri-v2 cri-v1.6 docker podman}
 export CRITEST=${CRITEST:-1}
 [ -n "${MXC_RUNTIME:-}" ] && { [ -x "$MXC_RUNTIME" ] || die "MXC_RUNTIME=$MXC_RUNTIME is not executable"; export MXC_RUNTIME=$(readlink -f "$MXC_RUNTIME"); }
 [ -n "${MXC_SHIM:-}" ] && export MXC_SHIM
-rows=() tp=0 tf=0 ts=0 T0=$(now)
+rows=() tp=0 tf=0 ts=0 tpc=0 T0=$(now)
 # phase NAME CMD...: runs CMD, keeps its time and the counts of its closing line
 phase() {
 	local n=$1 t0 rc log line p=0 f=0 s=0; shift
@@ -39,7 +39,10 @@ phase() {
 	elif [ $rc != 0 ]; then f=1; fi
 	[ $rc != 0 ] && [ "$f" = 0 ] && f=1
 	tp=$((tp + p)) tf=$((tf + f)) ts=$((ts + s))
-	rows+=("$(printf '%-5s %8ss  %-28s %s' "$([ $rc = 0 ] && echo ok || echo FAIL)" "$(elapsed "$t0")" "$n" "${line:-rc=$rc}")")
+	# the flow's policy checks (file rules, egress by name), timed by lib.sh's `timed`
+	pc=$(sed -nE 's/^policy checks took ([0-9.]+)s$/\1/p' "$log" | tail -1)
+	[ -n "$pc" ] && tpc=$(echo "$tpc + $pc" | bc)
+	rows+=("$(printf '%-5s %8ss  %-28s %s%s' "$([ $rc = 0 ] && echo ok || echo FAIL)" "$(elapsed "$t0")" "$n" "${line:-rc=$rc}" "${pc:+ (policy checks ${pc}s)}")")
 }
 cleanup() { "$IT_HERE/registry.sh" down >/dev/null 2>&1; }
 trap cleanup EXIT
@@ -64,5 +67,6 @@ echo
 echo "== run-all ($(elapsed "$T0")s; logs in $MXC_IT_DIR/logs)"
 printf '%s\n' "${rows[@]}"
 for r in "$MXC_IT_DIR"/ctd*-cri/critest-*/summary; do [ -f "$r" ] && [ "$r" -nt "$MXC_IT_DIR/logs/host-prep.log" ] && cat "$r"; done
+[ "$tpc" != 0 ] && printf 'policy checks, all flows: %.1fs\n' "$tpc"
 echo "clients: $tp passed, $tf failed, $ts skipped"
 [ "$tf" = 0 ]

@@ -46,6 +46,7 @@ cleanup() {
 	[ "${KEEP:-0}" = 1 ] && return
 	"$IT_HERE/containerd.sh" down >/dev/null 2>&1
 	rm -rf "$RT_ROOT"
+	dns_down "$D"
 }
 trap cleanup EXIT
 KEEP=0 cleanup
@@ -62,7 +63,15 @@ if [ "$FLAVOR" = v2 ]; then export IMPORTS=$D/mxc.toml; else export APPENDS=$D/m
 export CRI=1
 "$IT_HERE/registry.sh" up >/dev/null || die "registry failed"
 "$IT_HERE/make-images.sh" critest >/dev/null || die "critest images failed"
-"$IT_HERE/containerd.sh" up >/dev/null || die "containerd did not start"
+# the node config every mxc handler without MxcConfig reads (what /etc/mxc/config.yaml
+# is on a node): the gate's upstream, testdns on the host's loopback. It reaches the
+# runtime as MXC_CONFIG in containerd's environment, inherited by the shims: the runc
+# shim of containerd 1.6 has no option that could carry it per handler.
+NODE_ENV=()
+if policy_checks_enabled; then
+	timed dns_up "$D"; node_config_dns >"$D/config.yaml"; NODE_ENV=(MXC_CONFIG="$D/config.yaml")
+fi
+env "${NODE_ENV[@]}" "$IT_HERE/containerd.sh" up >/dev/null || die "containerd did not start"
 cat >"$D/crictl.yaml" <<Y
 runtime-endpoint: unix://$SOCK
 image-endpoint: unix://$SOCK
@@ -169,7 +178,7 @@ policy_checks() {
 	# egress: the web pod of handler runc is a destination on our own CNI bridge; nc, not
 	# wget (Debian's static busybox wget segfaults on some paths)
 	local dst; dst=$(cc inspectp "$(cat "$W/pod-runc.id")" | jq -r .status.network.ip)
-	local get="printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 $dst 80"
+	local get="$PROBE_GET $dst 80"
 	local ap ac dp dc
 	pod_json allow mxc "{\"io.mxc.network.allow\":\"$dst/32:80\"}" >"$W/pod-allow.json"
 	ap=$(cc runp --runtime mxc "$W/pod-allow.json" 2>/dev/null); ac=$(cc create "$ap" "$W/p.json" "$W/pod-allow.json" 2>/dev/null) && cc start "$ac" >/dev/null
@@ -183,8 +192,99 @@ policy_checks() {
 		op=$(cc runp --runtime mxc-offline "$W/pod-off.json" 2>/dev/null); oc=$(cc create "$op" "$W/p.json" "$W/pod-off.json" 2>/dev/null) && cc start "$oc" >/dev/null
 		step "policy: handler mxc-offline (node policy) denies egress" "! cc exec $oc sh -c \"$get\" | grep -q hello-pod"
 	fi
+	for x in "$ap" "$dp" "${op:-}"; do [ -n "$x" ] && { cc stopp "$x"; cc rmp "$x"; } >/dev/null 2>&1; done
+	egress_pod
 }
-if policy_checks_enabled; then policy_checks; else skip "policy checks: $MXC_RUNTIME is not mxc-runtime"; fi
+
+# The Kubernetes pod sandbox case with egress by name (issue 7): a pod of handler mxc
+# whose io.mxc.* pod annotations allow $ALLOWED_NAME tcp/80, two containers in the pod's
+# netns: both held by the one table and gate; removing one keeps the rules for the
+# other; removing the pod leaves no table, gate, monitor, runtime state or shim.
+# Destinations: two runc web pods on this containerd's CNI bridge, named by testdns.
+egress_pod() {
+	local a b bp bc
+	a=$(cc inspectp "$(cat "$W/pod-runc.id")" | jq -r .status.network.ip)
+	pod_json dst-b runc >"$W/pod-dstb.json"; ctr_json web "$webcmd" >"$W/dstb.json"
+	bp=$(cc runp --runtime runc "$W/pod-dstb.json" 2>/dev/null); bc=$(cc create "$bp" "$W/dstb.json" "$W/pod-dstb.json" 2>/dev/null) && cc start "$bc" >/dev/null
+	b=$(cc inspectp "$bp" 2>/dev/null | jq -r .status.network.ip)
+	echo "destinations: $ALLOWED_NAME -> $a, $DENIED_NAME -> $b (testdns $DNS_ADDR)"
+	dns_set "$D" "$ALLOWED_NAME" "$a" "$DENIED_NAME" "$b"
+	local get_b="$PROBE_GET $b 80"
+	step "[egress pod] control: runc pod reaches $b" "for i in \$(seq 20); do cc exec $(cat "$W/web-runc.id") sh -c \"$get_b\" | grep -q hello-pod && exit 0; sleep 0.25; done; exit 1"
+	local ann ep ea eb netns g gp shim root=$RT_ROOT/k8s.io
+	ann=$(jq -cn --arg allow "$ALLOWED_NAME:80" '{"io.mxc.identity": "pod-agent", "io.mxc.network.allow": $allow,
+		"io.mxc.fs.readonly": "/", "io.mxc.fs.readwrite": "/tmp", "io.mxc.fs.deny": "/etc/hostname"}')
+	pod_json egress mxc "$ann" >"$W/pod-egress.json"
+	ctr_json ea '["sh","-c","trap \"exit 0\" TERM; sleep 1000 & wait"]' >"$W/ea.json"
+	ctr_json eb '["sh","-c","trap \"exit 0\" TERM; sleep 1000 & wait"]' >"$W/eb.json"
+	ep=$(cc runp --runtime mxc "$W/pod-egress.json" 2>"$W/err")
+	step "[egress pod] runp --runtime mxc, io.mxc.network.allow=$ALLOWED_NAME:80" "test -n '$ep' || { cat $W/err; exit 1; }"
+	[ -n "$ep" ] || return
+	ea=$(cc create "$ep" "$W/ea.json" "$W/pod-egress.json" 2>/dev/null) && cc start "$ea" >/dev/null
+	eb=$(cc create "$ep" "$W/eb.json" "$W/pod-egress.json" 2>/dev/null) && cc start "$eb" >/dev/null
+	step "[egress pod] two containers running" "cc ps -p $ep -q --state running | wc -l | grep -qx 2"
+	netns=$(jq -r '.linux.namespaces[] | select(.type=="network") | .path' "$(bundle "$ep")")
+	shim=$(pgrep -f "^[^ ]*containerd-shim-$shimkind-v2 .*-id $ep( |\$)" | head -1)
+	# (the sandbox's by its bind mount, the containers' as /proc/<pause pid>/ns/net)
+	step "[egress pod] sandbox and both containers in one netns ($netns)" "
+		want=\$(stat -L -c %i $netns)
+		for x in $ep $ea $eb; do p=\$(jq -r '.linux.namespaces[] | select(.type==\"network\") | .path' \$(bundle \$x)); echo \"\$x \$p\"; [ \"\$(stat -L -c %i \$p)\" = \"\$want\" ] || exit 1; done"
+	if ! step "[egress pod] the gate asks testdns $DNS_ADDR" "gate_upstream_is $ep $DNS_ADDR"; then
+		skip "[egress pod] egress by name: the gate's upstream is not the test's"
+		cc stopp "$ep" >/dev/null 2>&1; cc rmp "$ep" >/dev/null 2>&1; return
+	fi
+	g=$(gate_dir "$ep") gp=$(gate_proc "$g")
+	step "[egress pod] one gate for the pod: refs of sandbox and both containers" "ls $g/refs; for x in $ep $ea $eb; do test -e $g/refs/\$x || exit 1; done"
+	step "[egress pod] table in the pod's netns, gate served" "egress_live '$gp' $root $ep $netns"
+	local watch_out=$W/egress-audit.json
+	if [ "$FLAVOR" = v2 ]; then
+		"$AUDITWATCH" -address "$SOCK" -namespace k8s.io -container "$eb" -until-kinds dns.deny,net.deny -timeout 90s \
+			-ready "$W/eg-watch.ready" >"$watch_out" 2>"$W/eg-watch.err" & watch_pid=$!
+		step "[egress pod] audit subscriber ready" "for i in \$(seq 40); do test -e $W/eg-watch.ready && exit 0; sleep 0.25; done; cat $W/eg-watch.err; exit 1"
+	fi
+	# held, from CONTAINER: allowed name resolves and answers, other name REFUSED and
+	# unreachable, the other address reset at once
+	held() {
+		local x=$1 tag=$2
+		step "[egress pod] $tag: $ALLOWED_NAME resolves to $a" "cc exec $x nslookup $ALLOWED_NAME | tee /dev/stderr | grep -q 'Address:* $a\$'"
+		step "[egress pod] $tag: $ALLOWED_NAME:80 reachable by name" "cc exec $x sh -c \"$PROBE_GET $ALLOWED_NAME 80\" | grep -q hello-pod"
+		step "[egress pod] $tag: $DENIED_NAME REFUSED by the gate" "
+			out=\$(cc exec $x nslookup $DENIED_NAME 2>&1); echo \"\$out\"; echo \"\$out\" | grep -q REFUSED && ! echo \"\$out\" | grep -q '$b'"
+		step "[egress pod] $tag: $DENIED_NAME unreachable by name" "! cc exec $x sh -c \"$PROBE_GET $DENIED_NAME 80\" | grep -q hello-pod"
+		step "[egress pod] $tag: direct address $b refused at once (reset)" "
+			out=\$(cc exec $x sh -c \"$get_b\" 2>&1); rc=\$?; echo \"rc=\$rc \$out\"; [ \$rc != 0 ] && echo \"\$out\" | grep -qi refused"
+	}
+	held "$ea" "container a"
+	held "$eb" "container b"
+	step "[egress pod] container b: file rules of the pod annotations" "
+		cc exec $eb sh -c 'echo ok >/tmp/x && cat /tmp/x' | grep -qx ok && ! cc exec $eb sh -c 'echo bad >/root/x' && ! cc exec $eb cat /etc/hostname"
+	if [ "$FLAVOR" = v2 ]; then
+		step "[egress pod] /mxc/audit carries dns.deny $DENIED_NAME and net.deny $b for container b (agent pod-agent)" "
+			while kill -0 $watch_pid 2>/dev/null; do sleep 0.1; done; cat $watch_out
+			audit_has '.kind==\"dns.deny\" and .detail.name==\"$DENIED_NAME\" and .agent==\"pod-agent\" and .namespace==\"k8s.io\"' <$watch_out &&
+			audit_has '.kind==\"net.deny\" and .detail.dst==\"$b\" and .detail.port==\"80\"' <$watch_out"
+		watch_pid=
+	else
+		# the runc shim publishes nothing of mxc's: the audit log, through the runtime
+		step "[egress pod] audit log of container b has dns.deny $DENIED_NAME and net.deny $b (agent pod-agent)" "
+			ev=\$('$MXC_RUNTIME' --root $root events --audit --no-follow $eb); echo \"\$ev\" | tail -4
+			echo \"\$ev\" | audit_has '.kind==\"dns.deny\" and .detail.name==\"$DENIED_NAME\" and .agent==\"pod-agent\"' &&
+			echo \"\$ev\" | audit_has '.kind==\"net.deny\" and .detail.dst==\"$b\" and .detail.port==\"80\"'"
+	fi
+	# one container leaves: the other stays held by the same rules
+	step "[egress pod] stop + rm container a" "cc stop -t 2 $ea >/dev/null && cc rm $ea >/dev/null"
+	step "[egress pod] a's ref gone, the gate still serves b" "! test -e $g/refs/$ea && test -e $g/refs/$eb && proc_alive \"\$(gate_proc $g)\" && nsenter --net=$netns nft list tables | grep -qx 'table inet mxc'"
+	held "$eb" "after a left, container b"
+	gp=$(gate_proc "$g")
+	# the pod leaves: nothing of mxc's may remain
+	step "[egress pod] stopp + rmp" "cc stopp $ep >/dev/null && cc rmp $ep >/dev/null"
+	step "[egress pod] no table (netns gone or clean), no gate state or process" "nft_table_gone $netns && egress_gone '$g' '$gp' $root $ep"
+	step "[egress pod] no monitor or runtime state of a, b" "egress_gone '' '' $root $ea && egress_gone '' '' $root $eb"
+	step "[egress pod] the pod's shim exited" "for i in \$(seq 40); do kill -0 ${shim:-0} 2>/dev/null || exit 0; sleep 0.25; done; exit 1"
+	step "[egress pod] $DENIED_NAME never reached the upstream" "cat $D/dns.log; grep -q '^$ALLOWED_NAME ' $D/dns.log && ! grep -q '^$DENIED_NAME ' $D/dns.log"
+	cc stopp "$bp" >/dev/null 2>&1; cc rmp "$bp" >/dev/null 2>&1
+}
+run_policy_checks
 
 # --- teardown through the CRI, then nothing may be left
 for h in $HANDLERS; do

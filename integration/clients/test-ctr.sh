@@ -24,12 +24,42 @@ I=$BUSYBOX_REF
 c() { timeout -k 5 60 "$CTD2_BIN/ctr" --address "$SOCK" -n "$NS" "$@"; }
 export -f c; export CTD2_BIN SOCK NS I
 
+# egress_lab_up: ctr gives a container no network of its own, so this test makes one:
+# netns $NS_C (handed to the container with --with-ns) joined by a veth pair to netns
+# $NS_W, where busybox httpd serves on 10.244.81.1 ($ALLOWED_NAME) and 10.244.81.3
+# ($DENIED_NAME); nothing is routed anywhere else. egress_lab_down removes it all.
+# lo is up in $NS_C, as CNI's loopback plugin leaves a pod's: with lo down and an address
+# on another interface, create can fail in a race of mxc's gate start-up with its own
+# loopbackUp ("listen udp 127.0.0.1:10053: bind: cannot assign requested address";
+# reported with a reproduction; this flow keeps to the CNI-like case).
+NS_C=mxc-it-ctr-c NS_W=mxc-it-ctr-w ADDR_A=10.244.81.1 ADDR_B=10.244.81.3
+export NS_C NS_W ADDR_A ADDR_B
+egress_lab_down() {
+	stop_pid "$D/httpd.pid" 5
+	ip netns del $NS_C 2>/dev/null; ip netns del $NS_W 2>/dev/null
+	rm -rf "$D/www"; true
+}
+egress_lab_up() {
+	egress_lab_down
+	ip netns add $NS_C && ip netns add $NS_W &&
+		ip link add mxcitc0 netns $NS_C type veth peer name mxcitw0 netns $NS_W &&
+		ip -n $NS_C addr add 10.244.81.2/24 dev mxcitc0 && ip -n $NS_C link set mxcitc0 up &&
+		ip -n $NS_C link set lo up &&
+		ip -n $NS_W addr add $ADDR_A/24 dev mxcitw0 && ip -n $NS_W addr add $ADDR_B/24 dev mxcitw0 &&
+		ip -n $NS_W link set mxcitw0 up && ip -n $NS_W link set lo up || return 1
+	mkdir -p "$D/www" && echo hello-mxc >"$D/www/index.html"
+	setsid ip netns exec $NS_W busybox httpd -f -p 80 -h "$D/www" </dev/null >/dev/null 2>&1 &
+	echo $! >"$D/httpd.pid"
+}
+
 cleanup() {
 	[ -n "${watch_pid:-}" ] && kill "$watch_pid" 2>/dev/null
 	"$IT_HERE/containerd.sh" down >/dev/null 2>&1
+	egress_lab_down
+	dns_down "$D"
 	rm -rf "$RT_ROOT" "$D/default-bin"
 	# the default-root check leaves its state under /run/mxc/$NS only if it failed
-	rmdir "/run/mxc/$NS" 2>/dev/null
+	rmdir "/run/mxc/$NS/.locks" "/run/mxc/$NS" 2>/dev/null
 }
 trap cleanup EXIT
 cleanup # idempotent: whatever a killed earlier run left
@@ -97,7 +127,7 @@ step "defaults: shim by path, runtime next to it, root /run/mxc" "
 	c run -d --runtime $D/default-bin/containerd-shim-mxc-v2 $I a-def sleep 1000 &&
 	test -d /run/mxc/$NS/a-def && c tasks kill -s KILL a-def && sleep 0.3 && c tasks rm -f a-def && c containers rm a-def &&
 	! test -e /run/mxc/$NS/a-def"
-rmdir "/run/mxc/$NS" 2>/dev/null; rmdir /run/mxc 2>/dev/null
+rmdir "/run/mxc/$NS/.locks" "/run/mxc/$NS" 2>/dev/null; rmdir /run/mxc 2>/dev/null
 # MxcConfig: every runtime call of the task sees MXC_CONFIG (mxc-runtime's --config);
 # the node config shipped for the mxc-offline handler
 make_trace_wrapper "$MXC_RUNTIME" "$D/trace/mxc-runtime" "$D/trace.log"
@@ -120,8 +150,6 @@ step "refused tasks left no container state" "c containers rm a-bad a-nobin 2>/d
 
 # --- policy enforcement through ctr --annotation (needs mxc-runtime)
 policy_checks() {
-	# TODO(policy): filled in as the runtime's policy support lands; annotations go to
-	# config.json untouched (ctr run --annotation), so these exercise the runtime.
 	local P="--annotation io.mxc.fs.readonly=/ --annotation io.mxc.fs.readwrite=/tmp --annotation io.mxc.fs.deny=/etc/hostname"
 	step "policy: write inside readwrite path" "c run --rm $R $P $I p-rw sh -c 'echo ok >/tmp/x && cat /tmp/x' | grep -qx ok"
 	step "policy: write outside readwrite denied" "! c run --rm $R $P $I p-ro sh -c 'echo bad >/root/x'"
@@ -129,8 +157,50 @@ policy_checks() {
 	step "policy: invalid policy refused at create" "
 		out=\$(c run --rm $R --annotation io.mxc.isolation=bogus $I p-bad true 2>&1); rc=\$?
 		echo \"\$out\"; c containers rm p-bad 2>/dev/null; [ \$rc != 0 ] && echo \"\$out\" | grep -q 'io.mxc.isolation'"
+
+	# egress by name: the shim's MxcConfig option names the node config that points the
+	# gate at testdns; the policy comes in io.mxc.* annotations
+	dns_up "$D"; node_config_dns >"$D/config.yaml"
+	printf 'BinaryName = "%s"\nRoot = "%s"\nMxcConfig = "%s"\n' "$MXC_RUNTIME" "$RT_ROOT" "$D/config.yaml" >"$D/opts-dns.toml"
+	dns_set "$D" "$ALLOWED_NAME" "$ADDR_A" "$DENIED_NAME" "$ADDR_B"
+	egress_lab_up >"$D/lab.log" 2>&1
+	step "egress: lab netns $NS_C <-> $NS_W (web on $ADDR_A, $ADDR_B)" "cat $D/lab.log; ip -n $NS_W -o addr show mxcitw0 | grep -q ' $ADDR_B/' && kill -0 \$(cat $D/httpd.pid)"
+	step "egress: control: both addresses reachable from $NS_C without mxc" "
+		for i in \$(seq 20); do ip netns exec $NS_C busybox sh -c \"$PROBE_GET $ADDR_A 80 && $PROBE_GET $ADDR_B 80\" | grep -c hello-mxc | grep -qx 2 && exit 0; sleep 0.25; done; exit 1"
+	local eg=p-egress g gp
+	"$AUDITWATCH" -address "$SOCK" -namespace "$NS" -container $eg -until-kinds dns.deny,net.deny -timeout 90s \
+		-ready "$D/eg-watch.ready" >"$D/eg-audit.json" 2>"$D/eg-watch.err" & watch_pid=$!
+	step "egress: audit subscriber ready" "for i in \$(seq 40); do test -e $D/eg-watch.ready && exit 0; sleep 0.25; done; cat $D/eg-watch.err; exit 1"
+	step "egress: run -d --with-ns network:$NS_C, io.mxc.network.allow=$ALLOWED_NAME:80" "
+		c run -d --runtime io.containerd.mxc.v2 --runtime-config-path $D/opts-dns.toml --with-ns network:/run/netns/$NS_C \
+			--annotation io.mxc.network.allow=$ALLOWED_NAME:80 --annotation io.mxc.identity=ctr-agent $I $eg sleep 1000"
+	if step "egress: the gate asks testdns $DNS_ADDR (MxcConfig)" "gate_upstream_is $eg $DNS_ADDR"; then
+		g=$(gate_dir $eg) gp=$(gate_proc "$g")
+		step "egress: table in $NS_C, gate served, monitor up" "egress_live '$gp' $RT_ROOT/$NS $eg /run/netns/$NS_C"
+		# no resolv.conf in a ctr container: glibc and busybox ask 127.0.0.1, which
+		# the table redirects to the gate like any port-53 packet
+		step "egress: exec: $ALLOWED_NAME resolves to $ADDR_A" "c tasks exec --exec-id n1 $eg nslookup $ALLOWED_NAME 127.0.0.1 | tee /dev/stderr | grep -q 'Address:* $ADDR_A\$'"
+		step "egress: exec: $ALLOWED_NAME:80 reachable by name" "c tasks exec --exec-id h1 $eg sh -c \"$PROBE_GET $ALLOWED_NAME 80\" | grep -q hello-mxc"
+		step "egress: exec: $DENIED_NAME REFUSED by the gate" "
+			out=\$(c tasks exec --exec-id n2 $eg nslookup $DENIED_NAME 127.0.0.1 2>&1); echo \"\$out\"; echo \"\$out\" | grep -q REFUSED && ! echo \"\$out\" | grep -q '$ADDR_B'"
+		step "egress: exec: $DENIED_NAME unreachable by name" "! c tasks exec --exec-id h2 $eg sh -c \"$PROBE_GET $DENIED_NAME 80\" | grep -q hello-mxc"
+		step "egress: exec: direct address $ADDR_B refused at once (reset)" "
+			out=\$(c tasks exec --exec-id h3 $eg sh -c \"$PROBE_GET $ADDR_B 80\" 2>&1); rc=\$?; echo \"rc=\$rc \$out\"; [ \$rc != 0 ] && echo \"\$out\" | grep -qi refused"
+		step "egress: /mxc/audit carries dns.deny $DENIED_NAME and net.deny $ADDR_B (agent ctr-agent)" "
+			while kill -0 $watch_pid 2>/dev/null; do sleep 0.1; done; cat $D/eg-audit.json
+			audit_has '.kind==\"dns.deny\" and .detail.name==\"$DENIED_NAME\" and .agent==\"ctr-agent\"' <$D/eg-audit.json &&
+			audit_has '.kind==\"net.deny\" and .detail.dst==\"$ADDR_B\" and .detail.port==\"80\"' <$D/eg-audit.json"
+	else
+		skip "egress by name: the gate's upstream is not the test's"
+	fi
+	kill "$watch_pid" 2>/dev/null; watch_pid=
+	step "egress: kill + delete" "c tasks kill -s KILL $eg; sleep 0.3; c tasks rm -f $eg && c containers rm $eg"
+	step "egress: no table left in $NS_C, no gate, monitor or runtime state" "nft_table_gone /run/netns/$NS_C && egress_gone '${g:-}' '${gp:-}' $RT_ROOT/$NS $eg"
+	step "egress: control: $NS_C reaches $ADDR_B again without mxc" "ip netns exec $NS_C busybox sh -c \"$PROBE_GET $ADDR_B 80\" | grep -q hello-mxc"
+	step "egress: $DENIED_NAME never reached the upstream" "cat $D/dns.log; grep -q '^$ALLOWED_NAME ' $D/dns.log && ! grep -q '^$DENIED_NAME ' $D/dns.log"
+	egress_lab_down
 }
-if policy_checks_enabled; then policy_checks; else skip "policy checks: $MXC_RUNTIME is not mxc-runtime"; fi
+run_policy_checks
 
 # --- nothing left behind
 step "no shim process left"      "for i in \$(seq 40); do pgrep -f '^[^ ]*containerd-shim-mxc-v2 .*-address $SOCK' >/dev/null || exit 0; sleep 0.25; done; pgrep -af '^[^ ]*containerd-shim-mxc-v2 .*-address $SOCK'; exit 1"

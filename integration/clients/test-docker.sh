@@ -49,6 +49,7 @@ down() {
 		rm -f "$D/host-net.saved"
 	fi
 	rm -rf "$D/exec"
+	dns_down "$D"
 }
 trap down EXIT
 down
@@ -62,11 +63,16 @@ mkdir -p "$D/data" "$D/exec" "$D/trace"
 # stand-in drops mxc's --config, which only mxc-runtime knows)
 make_trace_wrapper "$MXC_RUNTIME" "$D/trace/mxc-runtime" "$D/trace.log"
 : >"$D/trace.log"
-NODE_POLICY=$DEPLOY_DIR/mxc/policies/offline-node.yaml
+# the gate's upstream for the policy checks: testdns on the host's loopback
+policy_checks_enabled && timed dns_up "$D"
+# the node's /etc/mxc/policies (deploy/mxc/policies, allowlist rendered for the test)
+POLICIES=$D/policies
+render_node_policies "$POLICIES"
+NODE_POLICY=$POLICIES/offline-node.yaml
 # deploy/docker/daemon.json with this run's paths, plus the test daemon's own settings
-jq --arg rt "$D/trace/mxc-runtime" --arg pol "$NODE_POLICY" --arg bip "${DOCKER_BIP:-10.244.79.1/24}" '
+jq --arg rt "$D/trace/mxc-runtime" --arg pol "$POLICIES/" --arg bip "${DOCKER_BIP:-10.244.79.1/24}" '
 	.runtimes |= with_entries(.value.path = $rt
-		| if .value.runtimeArgs then .value.runtimeArgs |= map(sub("^/etc/mxc/policies/offline-node.yaml$"; $pol)) else . end)
+		| if .value.runtimeArgs then .value.runtimeArgs |= map(sub("^/etc/mxc/policies/"; $pol)) else . end)
 	| . + {"storage-driver": "overlay2", "log-level": "warn", "bip": $bip}' \
 	"$DEPLOY_DIR/docker/daemon.json" >"$D/daemon.json" || die "rendering daemon.json failed"
 # dockerd starts its own containerd (Debian's 1.6) under the exec root
@@ -78,7 +84,7 @@ I=busybox-local
 export I
 
 echo "== dockerd 20.10 + daemon.json runtimes mxc, mxc-offline -> $MXC_RUNTIME"
-step "runtimes from deploy/docker/daemon.json" "dk info --format '{{json .Runtimes}}' | jq -e 'has(\"mxc\") and has(\"mxc-offline\")'"
+step "runtimes from deploy/docker/daemon.json" "dk info --format '{{json .Runtimes}}' | jq -e 'has(\"mxc\") and has(\"mxc-offline\") and has(\"mxc-allowlist\")'"
 step "run --rm --runtime mxc"                 "dk run --rm --runtime mxc $I echo hi | grep -qx hi"
 step "the runtime under test was called"      "grep -q ' create --bundle ' $D/trace.log"
 step "run --rm: exit status 5 comes back"     "dk run --rm --runtime mxc $I sh -c 'exit 5'; [ \$? = 5 ]"
@@ -104,18 +110,67 @@ for net in bridge none; do
 	step "[$net] rm"                          "dk rm $c"
 done
 
-policy_checks() {
-	# TODO(policy): extended by the lead as policy/egress support lands.  docker 20.10
-	# has no --annotation: the policy comes from the node config the entry pins.
-	dk run -d --name mxc-it-dst --runtime mxc $I sh -c 'mkdir -p /www && echo hello-mxc >/www/index.html && exec httpd -f -p 80 -h /www' >/dev/null
-	local dst; dst=$(dk inspect -f '{{.NetworkSettings.IPAddress}}' mxc-it-dst)
-	local get="printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 $dst 80"
-	step "policy: mxc (node default) reaches $dst"     "dk run --rm --runtime mxc $I sh -c \"$get\" | grep -q hello-mxc"
-	step "policy: mxc-offline (egress deny) cannot reach $dst" "! dk run --rm --runtime mxc-offline $I sh -c \"$get\" | grep -q hello-mxc"
-	step "policy: mxc-offline, --network none still runs" "dk run --rm --network none --runtime mxc-offline $I echo ok | grep -qx ok"
-	dk rm -f mxc-it-dst >/dev/null
+# web NAME: a busybox httpd container on the default bridge (runtime mxc, no policy): a
+# destination this test owns; prints its address
+web() {
+	dk run -d --name "$1" --runtime mxc $I sh -c 'mkdir -p /www && echo hello-mxc >/www/index.html && exec httpd -f -p 80 -h /www' >/dev/null &&
+		dk inspect -f '{{.NetworkSettings.IPAddress}}' "$1"
 }
-if policy_checks_enabled; then policy_checks; else skip "policy checks: $MXC_RUNTIME is not mxc-runtime"; fi
+
+policy_checks() {
+	# docker 20.10 has no --annotation: the policy comes from the node config the
+	# runtime entry pins (runtimeArgs --config): mxc-offline denies all egress,
+	# mxc-allowlist allows $ALLOWED_NAME tcp/80 by name, asking testdns upstream
+	local a b get_a get_b
+	a=$(web mxc-it-dst-a) b=$(web mxc-it-dst-b)
+	echo "destinations: $ALLOWED_NAME -> $a, $DENIED_NAME -> $b (testdns $DNS_ADDR)"
+	dns_set "$D" "$ALLOWED_NAME" "$a" "$DENIED_NAME" "$b"
+	get_a="$PROBE_GET $a 80" get_b="$PROBE_GET $b 80"
+	step "policy: mxc (no policy) reaches both destinations $a, $b" "
+		dk run --rm --runtime mxc $I sh -c \"$get_a && $get_b\" | grep -c hello-mxc | grep -qx 2"
+	step "policy: mxc-offline (egress deny) cannot reach $a" "! dk run --rm --runtime mxc-offline $I sh -c \"$get_a\" | grep -q hello-mxc"
+	step "policy: mxc-offline, --network none still runs" "dk run --rm --network none --runtime mxc-offline $I echo ok | grep -qx ok"
+	local net c id g gp root=$D/exec/runtime-runc/moby
+	for net in bridge none; do
+		c=mxc-it-eg-$net
+		step "[$net] egress: run -d --runtime mxc-allowlist" "dk run -d --name $c --network $net --runtime mxc-allowlist $I sh -c 'trap \"exit 0\" TERM; sleep 1000 & wait'"
+		id=$(dk inspect -f '{{.Id}}' $c 2>/dev/null)
+		if ! step "[$net] egress: the gate asks testdns $DNS_ADDR" "gate_upstream_is '$id' $DNS_ADDR"; then
+			# never look a name up through an upstream this test does not own
+			skip "[$net] egress by name: the gate's upstream is not the test's"; dk rm -f $c >/dev/null 2>&1; continue
+		fi
+		g=$(gate_dir "$id") gp=$(gate_proc "$g")
+		step "[$net] egress: table in the container's netns, gate served, monitor up" "egress_live '$gp' $root $id /proc/\$(dk inspect -f '{{.State.Pid}}' $c)/ns/net"
+		# the resolver of resolv.conf (the host's) on the bridge; without a route
+		# (--network none) only a loopback address can be asked at all
+		local srv=; [ $net = none ] && srv=127.0.0.1
+		step "[$net] egress: exec: $ALLOWED_NAME resolves to $a${srv:+ (resolver $srv)}" "dk exec $c nslookup $ALLOWED_NAME $srv | tee /dev/stderr | grep -q 'Address:* $a\$'"
+		step "[$net] egress: exec: $DENIED_NAME REFUSED by the gate" "
+			out=\$(dk exec $c nslookup $DENIED_NAME $srv 2>&1); echo \"\$out\"; echo \"\$out\" | grep -q REFUSED && ! echo \"\$out\" | grep -q '$b'"
+		if [ $net = bridge ]; then
+			step "[bridge] egress: $ALLOWED_NAME:80 reachable by name" "dk exec $c sh -c \"$PROBE_GET $ALLOWED_NAME 80\" | grep -q hello-mxc"
+			step "[bridge] egress: $DENIED_NAME unreachable by name" "! dk exec $c sh -c \"$PROBE_GET $DENIED_NAME 80\" | grep -q hello-mxc"
+			step "[bridge] egress: direct address $b refused at once (reset)" "
+				out=\$(dk exec $c sh -c \"$get_b\" 2>&1); rc=\$?; echo \"rc=\$rc \$out\"; [ \$rc != 0 ] && echo \"\$out\" | grep -qi refused"
+			step "[bridge] egress: audit has dns.deny $DENIED_NAME, net.deny $b" "
+				ev=\$('$MXC_RUNTIME' --root $root events --audit --no-follow $id); echo \"\$ev\" | tail -5
+				echo \"\$ev\" | audit_has '.kind==\"dns.deny\" and .detail.name==\"$DENIED_NAME\"' &&
+				echo \"\$ev\" | audit_has '.kind==\"net.deny\" and .detail.dst==\"$b\" and .detail.port==\"80\"'"
+		else
+			step "[none] egress: only loopback, $a unreachable" "
+				dk exec $c ip -o link | awk '{print \$2}' | tr -d : | grep -qx lo && ! dk exec $c sh -c \"$get_a\" | grep -q hello-mxc"
+			step "[none] egress: audit has dns.deny $DENIED_NAME" "
+				'$MXC_RUNTIME' --root $root events --audit --no-follow $id | audit_has '.kind==\"dns.deny\" and .detail.name==\"$DENIED_NAME\"'"
+		fi
+		step "[$net] egress: stop"  "dk stop -t 2 $c"
+		step "[$net] egress: rm"    "dk rm $c"
+		step "[$net] egress: no gate, monitor or runtime state left" "egress_gone '$g' '$gp' $root $id"
+	done
+	step "egress: $DENIED_NAME never reached the upstream" "
+		cat $D/dns.log; grep -q '^$ALLOWED_NAME ' $D/dns.log && ! grep -q '^$DENIED_NAME ' $D/dns.log"
+	dk rm -f mxc-it-dst-a mxc-it-dst-b >/dev/null
+}
+run_policy_checks
 step "no containers left"  "! dk ps -aq | grep ."
 step "no runtime state left" "! ls $D/exec/runtime-runc/moby 2>/dev/null | grep ."
 summary "test-docker ($MXC_RUNTIME)"

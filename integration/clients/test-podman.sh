@@ -55,6 +55,7 @@ down() {
 			done
 		done
 	fi
+	dns_down "$D"
 	[ "${PURGE:-0}" = 1 ] && { umount_under "$D"; rm -rf "$D"; }
 	true
 }
@@ -77,21 +78,79 @@ step "exec exit status"                 "pm exec mxc-it-p sh -c 'exit 4'; [ \$? 
 step "stop"                             "pm stop -t 2 mxc-it-p"
 step "rm"                               "pm rm mxc-it-p"
 
+# podman_csv VALUE: VALUE as one CSV field, as podman's --annotation (a string-slice
+# flag) needs it when the value holds quotes or commas (JSON does)
+podman_csv() { local v=${1//\"/\"\"}; printf '"%s"' "$v"; }
+
+# web NAME: a busybox httpd container on podman's default network (no policy): a
+# destination this test owns; prints its address
+web() {
+	pm --runtime mxc run -d --name "$1" $I sh -c 'mkdir -p /www && echo hello-mxc >/www/index.html && exec httpd -f -p 80 -h /www' >/dev/null &&
+		pm inspect -f '{{.NetworkSettings.IPAddress}}' "$1"
+}
+
 policy_checks() {
-	# TODO(policy): extended by the lead as policy/egress support lands.
+	# the gate's upstream: testdns on the host's loopback, named by the node config
+	# (what /etc/mxc/config.yaml would say on a node)
+	dns_up "$D"; NODE_CONFIG=$D/config.yaml; node_config_dns >"$NODE_CONFIG"
 	local P="--annotation io.mxc.fs.readonly=/ --annotation io.mxc.fs.readwrite=/tmp --annotation io.mxc.fs.deny=/etc/hostname"
 	step "policy: write inside readwrite path"    "pm --runtime mxc run --rm $P $I sh -c 'echo ok >/tmp/x && cat /tmp/x' | grep -qx ok"
 	step "policy: write outside readwrite denied" "! pm --runtime mxc run --rm $P $I sh -c 'echo bad >/root/x'"
 	step "policy: denied path unreadable"         "! pm --runtime mxc run --rm $P $I cat /etc/hostname"
 	step "policy: invalid policy refused"         "! pm --runtime mxc run --rm --annotation io.mxc.isolation=bogus $I true"
-	# egress to a container on podman's own bridge (nc: busybox-static wget can segfault)
-	pm --runtime mxc run -d --name mxc-it-dst $I sh -c 'mkdir -p /www && echo hello-mxc >/www/index.html && exec httpd -f -p 80 -h /www' >/dev/null
-	local dst; dst=$(pm inspect -f '{{.NetworkSettings.IPAddress}}' mxc-it-dst)
-	local get="printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 $dst 80"
-	step "policy: egress to $dst:80 allowed (io.mxc.network.allow)" "pm --runtime mxc run --rm --annotation io.mxc.network.allow=$dst/32:80 $I sh -c \"$get\" | grep -q hello-mxc"
-	step "policy: egress to $dst denied (allowed elsewhere only)" "! pm --runtime mxc run --rm --annotation io.mxc.network.allow=192.0.2.1/32:443 $I sh -c \"$get\" | grep -q hello-mxc"
-	pm rm -f -t 0 mxc-it-dst >/dev/null
+	# destinations on podman's own bridge; names for them served by testdns
+	local a b get_a get_b
+	a=$(web mxc-it-dst-a) b=$(web mxc-it-dst-b)
+	echo "destinations: $ALLOWED_NAME -> $a, $DENIED_NAME -> $b (testdns $DNS_ADDR)"
+	dns_set "$D" "$ALLOWED_NAME" "$a" "$DENIED_NAME" "$b"
+	get_a="$PROBE_GET $a 80" get_b="$PROBE_GET $b 80"
+	step "policy: no policy reaches both destinations $a, $b" "pm --runtime mxc run --rm $I sh -c \"$get_a && $get_b\" | grep -c hello-mxc | grep -qx 2"
+	step "policy: egress to $a:80 allowed (io.mxc.network.allow CIDR)" "pm --runtime mxc run --rm --annotation io.mxc.network.allow=$a/32:80 $I sh -c \"$get_a\" | grep -q hello-mxc"
+	step "policy: egress to $a denied (allowed elsewhere only)" "! pm --runtime mxc run --rm --annotation io.mxc.network.allow=192.0.2.1/32:443 $I sh -c \"$get_a\" | grep -q hello-mxc"
+	# --runtime PATH and the whole policy in --annotation io.mxc.policy: file rules and
+	# egress by name; the node config (the gate's upstream) as a runtime flag, the way
+	# podman hands a runtime its global options (--runtime-flag config=FILE: --config)
+	local pol c=mxc-it-eg id g gp pid root=/run/mxc
+	pol=$(jq -cn --arg h "$ALLOWED_NAME" '{apiVersion: "mxc.dev/v1alpha1", kind: "AgentPolicy",
+		identity: {agent: "podman-agent"},
+		filesystem: {readonlyPaths: ["/"], readwritePaths: ["/tmp"], deniedPaths: ["/etc/hostname"]},
+		network: {egress: {default: "deny", allow: [{to: [{host: $h}], ports: [{protocol: "tcp", port: 80}]}]}}}')
+	# podman reads --annotation as a CSV list (a string-slice flag): a JSON value,
+	# with its quotes and commas, must come as one CSV field ("..." with "" for ")
+	local ann; ann=$(podman_csv "io.mxc.policy=$pol")
+	printf '%s\n' "$ann" >"$D/policy.annotation"
+	step "[policy] run -d --runtime PATH --annotation io.mxc.policy=..." "
+		pm --runtime $MXC_RUNTIME --runtime-flag config=$NODE_CONFIG run -d --name $c --annotation \"\$(cat $D/policy.annotation)\" $I sh -c 'trap \"exit 0\" TERM; sleep 1000 & wait'"
+	step "[policy] io.mxc.policy reached config.json whole" "
+		jq -e --argjson p '$pol' '.annotations[\"io.mxc.policy\"] | fromjson == \$p' $D/root/overlay-containers/\$(pm inspect -f '{{.Id}}' $c)/userdata/config.json"
+	id=$(pm inspect -f '{{.Id}}' $c 2>/dev/null) pid=$(pm inspect -f '{{.State.Pid}}' $c 2>/dev/null)
+	step "[policy] effective policy stored with the container" "'$MXC_RUNTIME' policy show $id | jq -e '.policy.identity.agent == \"podman-agent\" and (.policy.network.egress.allow[0].to[0].host == \"$ALLOWED_NAME\")'"
+	step "[policy] file: write inside readwrite path" "pm exec $c sh -c 'echo ok >/tmp/x && cat /tmp/x' | grep -qx ok"
+	step "[policy] file: write outside readwrite denied" "! pm exec $c sh -c 'echo bad >/root/x'"
+	step "[policy] file: denied path unreadable" "! pm exec $c cat /etc/hostname"
+	if step "[policy] egress: the gate asks testdns $DNS_ADDR" "gate_upstream_is '$id' $DNS_ADDR"; then
+		g=$(gate_dir "$id") gp=$(gate_proc "$g")
+		step "[policy] egress: table in the container's netns, gate served, monitor up" "egress_live '$gp' $root $id /proc/$pid/ns/net"
+		step "[policy] egress: $ALLOWED_NAME resolves to $a" "pm exec $c nslookup $ALLOWED_NAME | tee /dev/stderr | grep -q 'Address:* $a\$'"
+		step "[policy] egress: $ALLOWED_NAME:80 reachable by name" "pm exec $c sh -c \"$PROBE_GET $ALLOWED_NAME 80\" | grep -q hello-mxc"
+		step "[policy] egress: $DENIED_NAME REFUSED by the gate" "
+			out=\$(pm exec $c nslookup $DENIED_NAME 2>&1); echo \"\$out\"; echo \"\$out\" | grep -q REFUSED && ! echo \"\$out\" | grep -q '$b'"
+		step "[policy] egress: $DENIED_NAME unreachable by name" "! pm exec $c sh -c \"$PROBE_GET $DENIED_NAME 80\" | grep -q hello-mxc"
+		step "[policy] egress: direct address $b refused at once (reset)" "
+			out=\$(pm exec $c sh -c \"$get_b\" 2>&1); rc=\$?; echo \"rc=\$rc \$out\"; [ \$rc != 0 ] && echo \"\$out\" | grep -qi refused"
+		step "[policy] audit has dns.deny $DENIED_NAME, net.deny $b (agent podman-agent)" "
+			ev=\$('$MXC_RUNTIME' events --audit --no-follow $id); echo \"\$ev\" | tail -5
+			echo \"\$ev\" | audit_has '.kind==\"dns.deny\" and .detail.name==\"$DENIED_NAME\" and .agent==\"podman-agent\"' &&
+			echo \"\$ev\" | audit_has '.kind==\"net.deny\" and .detail.dst==\"$b\" and .detail.port==\"80\"'"
+	else
+		skip "[policy] egress by name: the gate's upstream is not the test's"
+	fi
+	step "[policy] stop" "pm stop -t 2 $c"
+	step "[policy] rm"   "pm rm $c"
+	step "[policy] no gate, monitor or runtime state left" "[ -n '$id' ] && egress_gone '${g:-}' '${gp:-}' $root $id"
+	step "egress: $DENIED_NAME never reached the upstream" "cat $D/dns.log; grep -q '^$ALLOWED_NAME ' $D/dns.log && ! grep -q '^$DENIED_NAME ' $D/dns.log"
+	pm rm -f -t 0 mxc-it-dst-a mxc-it-dst-b >/dev/null
 }
-if policy_checks_enabled; then policy_checks; else skip "policy checks: $MXC_RUNTIME is not mxc-runtime"; fi
+run_policy_checks
 step "no containers left"               "! pm ps -aq | grep ."
 summary "test-podman ($MXC_RUNTIME)"

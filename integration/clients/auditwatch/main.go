@@ -4,9 +4,10 @@
 // tests use it because `ctr events` skips event types it does not know.
 //
 //	auditwatch -address /run/containerd/containerd.sock [-namespace k8s.io]
-//	           [-container ID] [-count N] [-timeout 30s]
+//	           [-container ID] [-count N] [-until-kinds K1,K2] [-timeout 30s]
 //
 // It exits 0 once it has printed -count events (0: run until the timeout),
+// or, with -until-kinds, once it has printed an event of each kind listed;
 // 1 when the timeout comes first.
 package main
 
@@ -16,7 +17,9 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	eventsapi "github.com/containerd/containerd/api/services/events/v1"
@@ -34,14 +37,24 @@ func main() {
 	count := flag.Int("count", 1, "exit after this many events (0: until -timeout)")
 	timeout := flag.Duration("timeout", 30*time.Second, "give up after this long")
 	ready := flag.String("ready", "", "create this file once subscribed")
+	untilKinds := flag.String("until-kinds", "", "comma-separated kinds: exit once one event of each was printed (-count then ignored)")
 	flag.Parse()
-	if err := run(*addr, *ns, *container, *count, *timeout, *ready); err != nil {
+	var kinds []string
+	if *untilKinds != "" {
+		kinds = strings.Split(*untilKinds, ",")
+		*count = 0
+	}
+	if err := run(*addr, *ns, *container, *count, kinds, *timeout, *ready); err != nil {
 		fmt.Fprintln(os.Stderr, "auditwatch:", err)
 		os.Exit(1)
 	}
 }
 
-func run(addr, ns, container string, count int, timeout time.Duration, ready string) error {
+func run(addr, ns, container string, count int, kinds []string, timeout time.Duration, ready string) error {
+	missing := map[string]bool{}
+	for _, k := range kinds {
+		missing[k] = true
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	conn, err := grpc.NewClient("unix://"+addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -74,10 +87,13 @@ func run(addr, ns, container string, count int, timeout time.Duration, ready str
 		}
 	}
 	enc := json.NewEncoder(os.Stdout)
-	for n := 0; count == 0 || n < count; {
+	for n := 0; (count == 0 && (len(kinds) == 0 || len(missing) > 0)) || n < count; {
 		env, err := stream.Recv()
 		if err != nil {
 			if ctx.Err() != nil {
+				if len(missing) > 0 {
+					return fmt.Errorf("timeout: no event of kind(s) %v", keys(missing))
+				}
 				if count == 0 {
 					return nil
 				}
@@ -100,6 +116,16 @@ func run(addr, ns, container string, count int, timeout time.Duration, ready str
 			return fmt.Errorf("write: %w", err)
 		}
 		n++
+		delete(missing, ev.Kind)
 	}
 	return nil
+}
+
+func keys(m map[string]bool) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }
