@@ -58,7 +58,7 @@ fuzz_targets() {
 		local ft=$FUZZTIME_OTHER
 		case $pkg in */spec) ft=$FUZZTIME ;; esac
 		echo "fuzz $pkg $target for $ft"
-		go test -run '^$' -fuzz "^${target}\$" -fuzztime "$ft" -fuzzminimizetime 5s "$pkg"
+		go test -tags "$GOTAGS" -run '^$' -fuzz "^${target}\$" -fuzztime "$ft" -fuzzminimizetime 5s "$pkg"
 		n=$((n+1))
 	done < <(for p in $(go list ./...); do
 		d=$(go list -f '{{.Dir}}' "$p")

@@ -1,21 +1,27 @@
 //go:build linux
 
-// Command enforce benchmarks what enforcement costs (issue 4, item 8):
+// Command enforce benchmarks what enforcement costs (issue 4, item 8; issue
+// 8, item 1):
 //
 //   - `mxc-runtime sandbox -- /bin/true` against bubblewrap with equivalent
 //     isolation (read-only host, one writable directory, own mount and
-//     network namespaces, capabilities dropped);
-//   - `mxc-runtime run` of a busybox container running `true`, with a full
-//     agent policy against the same container without one.
+//     network namespaces, capabilities dropped), through the C path (a
+//     cached plan, no Go start-up) and through the Go path;
+//   - `mxc-runtime run` of a busybox container running `true`, with agent
+//     policies of growing scope against the same container without one,
+//     the agent's last step in C (and, for comparison, in Go);
+//   - `mxc-runtime run` with examples/policies/coding-agent.yaml against
+//     crun without any policy.
 //
-// Runs are interleaved (a, b, a, b, ...) so that machine noise hits both
-// sides alike; it prints medians over -runs runs and the ratios. It needs
-// root, bin/mxc-runtime (make build), bwrap and busybox-static.
+// Runs are interleaved (a, b, a, b, ...) so that machine noise hits every
+// row alike; it prints medians over -runs runs and the ratios. It needs
+// root, bin/mxc-runtime (make build), bwrap, crun and busybox-static.
 //
 //	go run ./bench/enforce -runs 30
 package main
 
 import (
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -29,14 +35,25 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"mxc.dev/mxc/linux/sandbox"
+	"mxc.dev/mxc/spec"
 )
 
 var (
-	runs    = flag.Int("runs", 30, "runs per measurement (medians are reported)")
-	binFlag = flag.String("bin", "bin/mxc-runtime", "mxc-runtime binary")
-	bwrap   = flag.String("bwrap", "bwrap", "bubblewrap binary")
-	busybox = flag.String("busybox", "/bin/busybox", "static busybox for the container rootfs")
+	runs        = flag.Int("runs", 30, "runs per measurement (medians are reported)")
+	binFlag     = flag.String("bin", "bin/mxc-runtime", "mxc-runtime binary")
+	bwrap       = flag.String("bwrap", "bwrap", "bubblewrap binary")
+	crun        = flag.String("crun", "crun", "crun binary (empty: no crun row)")
+	busybox     = flag.String("busybox", "/bin/busybox", "static busybox for the container rootfs")
+	agentPolicy = flag.String("agent-policy", "examples/policies/coding-agent.yaml", "the coding-agent policy (issue 8 row)")
 )
+
+// command is one timed command line and its extra environment.
+type command struct {
+	args []string
+	env  []string
+}
 
 func main() {
 	flag.Parse()
@@ -73,9 +90,10 @@ func run() error {
 	return benchRun(bin, work)
 }
 
-func timeCmd(name string, args ...string) (time.Duration, error) {
+func timeCmd(c command) (time.Duration, error) {
+	name, args := c.args[0], c.args[1:]
 	cmd := exec.Command(name, args...)
-	cmd.Env = append(os.Environ(), "MXC_CONFIG=")
+	cmd.Env = append(append(os.Environ(), "MXC_CONFIG="), c.env...)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	start := time.Now()
@@ -97,11 +115,11 @@ func ms(d time.Duration) string { return fmt.Sprintf("%7.2f ms", float64(d.Micro
 
 // interleave runs each named command once per round, for *runs rounds
 // (after one warm-up round), and returns the medians.
-func interleave(names []string, cmds map[string][]string) (map[string]time.Duration, error) {
+func interleave(names []string, cmds map[string]command) (map[string]time.Duration, error) {
 	all := map[string][]time.Duration{}
 	for round := -1; round < *runs; round++ {
 		for _, n := range names {
-			d, err := timeCmd(cmds[n][0], cmds[n][1:]...)
+			d, err := timeCmd(cmds[n])
 			if err != nil {
 				return nil, err
 			}
@@ -141,24 +159,47 @@ func benchSandbox(bin, work string) error {
 	if err := os.WriteFile(policy, []byte("apiVersion: mxc.dev/v1alpha1\nkind: AgentPolicy\nfilesystem:\n  readonlyPaths: [/]\n  readwritePaths: ["+ws+"]\n"), 0o644); err != nil {
 		return err
 	}
-	cmds := map[string][]string{
+	sbArgs := []string{bin, "sandbox", "--policy", policy, "--", "/bin/true"}
+	cmds := map[string]command{
 		// bubblewrap: read-only host, the workspace writable, /dev, own
 		// mount and network namespaces, every capability dropped.
-		"bwrap": {bw, "--ro-bind", "/", "/", "--bind", ws, ws, "--dev-bind", "/dev", "/dev",
-			"--unshare-net", "--cap-drop", "ALL", "--", "/bin/true"},
+		"bwrap": {args: []string{bw, "--ro-bind", "/", "/", "--bind", ws, ws, "--dev-bind", "/dev", "/dev",
+			"--unshare-net", "--cap-drop", "ALL", "--", "/bin/true"}},
 		// mxc: the same, plus Landlock, the agent seccomp profile and
-		// no_new_privs (bubblewrap sets no_new_privs too).
-		"mxc sandbox": {bin, "sandbox", "--policy", policy, "--", "/bin/true"},
+		// no_new_privs (bubblewrap sets no_new_privs too); the C path
+		// (required: a fallback fails the run) and the Go path.
+		"mxc sandbox":    {args: sbArgs, env: []string{"MXC_SANDBOX_FAST=require"}},
+		"mxc sandbox Go": {args: sbArgs, env: []string{"MXC_SANDBOX_FAST=0"}},
 	}
-	med, err := interleave([]string{"bwrap", "mxc sandbox"}, cmds)
+	// The first sandbox of a policy compiles and caches its plan.
+	if _, err := timeCmd(command{args: sbArgs}); err != nil {
+		return err
+	}
+	defer removePlan(bin, policy)
+	med, err := interleave([]string{"bwrap", "mxc sandbox", "mxc sandbox Go"}, cmds)
 	if err != nil {
 		return err
 	}
 	fmt.Println("sandbox -- /bin/true")
-	fmt.Printf("  bwrap (ro /, rw dir, netns, caps dropped)  %s\n", ms(med["bwrap"]))
-	fmt.Printf("  mxc-runtime sandbox (same + Landlock, seccomp) %s\n", ms(med["mxc sandbox"]))
-	fmt.Printf("  ratio sandbox/bwrap                         %7.2fx  (target <= 1.00x)\n", float64(med["mxc sandbox"])/float64(med["bwrap"]))
+	fmt.Printf("  %-50s %s\n", "bwrap (ro /, rw dir, netns, caps dropped)", ms(med["bwrap"]))
+	fmt.Printf("  %-50s %s  %5.2fx\n", "mxc-runtime sandbox, C path (cached plan)", ms(med["mxc sandbox"]), float64(med["mxc sandbox"])/float64(med["bwrap"]))
+	fmt.Printf("  %-50s %s  %5.2fx\n", "mxc-runtime sandbox, Go path (MXC_SANDBOX_FAST=0)", ms(med["mxc sandbox Go"]), float64(med["mxc sandbox Go"])/float64(med["bwrap"]))
+	fmt.Println("  (mxc: the same isolation plus Landlock, the agent seccomp profile; target sandbox/bwrap <= 1.00x)")
 	return nil
+}
+
+// removePlan removes the plan the benchmark's sandboxes cached.
+func removePlan(bin, policy string) {
+	data, err := os.ReadFile(policy)
+	if err != nil {
+		return
+	}
+	id, err := sandbox.IdentityOf(bin)
+	if err != nil {
+		return
+	}
+	k := sandbox.PlanKeyWith(data, nil, id)
+	_ = os.Remove(filepath.Join(sandbox.PlanDir, hex.EncodeToString(k[:])))
 }
 
 // makeRootfs fills dir with busybox and its applets as hard links.
@@ -185,6 +226,12 @@ func makeRootfs(dir string) error {
 }
 
 func makeBundle(bin, dir string, annotations map[string]string) error {
+	return makeBundleVersion(bin, dir, annotations, "")
+}
+
+// makeBundleVersion is makeBundle with the spec's ociVersion set (crun
+// 1.8.1 refuses versions newer than 1.0.2).
+func makeBundleVersion(bin, dir string, annotations map[string]string, ociVersion string) error {
 	if err := makeRootfs(filepath.Join(dir, "rootfs")); err != nil {
 		return err
 	}
@@ -207,6 +254,9 @@ func makeBundle(bin, dir string, annotations map[string]string) error {
 	if annotations != nil {
 		s["annotations"] = annotations
 	}
+	if ociVersion != "" {
+		s["ociVersion"] = ociVersion
+	}
 	raw, _ = json.MarshalIndent(s, "", " ")
 	return os.WriteFile(p, raw, 0o644)
 }
@@ -219,6 +269,15 @@ const fullPolicy = `{"apiVersion":"mxc.dev/v1alpha1","kind":"AgentPolicy",
 "resources":{"cpus":1,"memory":"256Mi","pids":128},
 "process":{"timeout":600000}}`
 
+// filesOnlyPolicy is an agent policy with nothing to watch (no limits, no
+// timeout: no policy monitor) and no network rule: what remains is the
+// spec edits, Landlock, seccomp and the capability bound.
+const filesOnlyPolicy = `{"apiVersion":"mxc.dev/v1alpha1","kind":"AgentPolicy",
+"identity":{"agent":"bench"},"isolation":"process",
+"filesystem":{"readonlyPaths":["/bin","/etc"],"readwritePaths":["/workspace","/tmp"],"deniedPaths":["/etc/shadow"]},
+"network":{"egress":{"default":"allow"},"ingress":{"default":"allow","hostLoopback":"allow"}},
+"ui":{"disable":true}}`
+
 const (
 	denyAll = `{"egress":{"default":"deny"}}`
 	// No network rule: the egress filter (linux/egress) is not involved.
@@ -228,16 +287,34 @@ const (
 // benchNode lets a policy have no network rules.
 const benchNode = "ceiling:\n  allowEgressDefaultAllow: true\n  allowIngress: true\n"
 
+// runRow is one row of the run table.
+type runRow struct {
+	name, label string
+	bundle      string
+	crun        bool     // run by crun instead of mxc-runtime
+	noNode      bool     // no node config (the coding-agent policy needs none)
+	env         []string // MXC_AGENT_EXEC: which last step
+}
+
 func benchRun(bin, work string) error {
 	root, err := os.MkdirTemp("/run", "mxc-bench-")
 	if err != nil {
 		return err
 	}
+	crunRoot := filepath.Join(root, ".crun")
 	defer func() {
 		ents, _ := os.ReadDir(root)
 		for _, e := range ents {
 			if e.IsDir() && e.Name()[0] != '.' {
 				_ = exec.Command(bin, "--root", root, "delete", "--force", e.Name()).Run()
+			}
+		}
+		if *crun != "" {
+			ents, _ = os.ReadDir(crunRoot)
+			for _, e := range ents {
+				if e.IsDir() {
+					_ = exec.Command(*crun, "--root", crunRoot, "delete", "--force", e.Name()).Run()
+				}
 			}
 		}
 		os.RemoveAll(root)
@@ -247,13 +324,19 @@ func benchRun(bin, work string) error {
 	if err := os.WriteFile(node, []byte(benchNode), 0o644); err != nil {
 		return err
 	}
+	coding, err := codingAgentAnnotations()
+	if err != nil {
+		return err
+	}
 	bundles := map[string]string{}
 	for name, ann := range map[string]map[string]string{
 		"plain":         nil,
+		"files":         {"io.mxc.policy": filesOnlyPolicy},
 		"process":       {"io.mxc.policy": fmt.Sprintf(fullPolicy, "process", denyAll)},
 		"session":       {"io.mxc.policy": fmt.Sprintf(fullPolicy, "session", denyAll)},
 		"process-nonet": {"io.mxc.policy": fmt.Sprintf(fullPolicy, "process", noRules)},
 		"session-nonet": {"io.mxc.policy": fmt.Sprintf(fullPolicy, "session", noRules)},
+		"coding-agent":  coding,
 	} {
 		dir := filepath.Join(work, "bundle-"+name)
 		if err := makeBundle(bin, dir, ann); err != nil {
@@ -261,40 +344,83 @@ func benchRun(bin, work string) error {
 		}
 		bundles[name] = dir
 	}
+	cStep := []string{"MXC_AGENT_EXEC=require"} // a Go step would fail the run
+	goStep := []string{"MXC_AGENT_EXEC=go"}
+	rows := []runRow{
+		{name: "plain", label: "no policy", bundle: "plain"},
+		{name: "files", label: "agent policy: files, seccomp, caps (no monitor)", bundle: "files", env: cStep},
+		{name: "files-go", label: "  the same, Go last step", bundle: "files", env: goStep},
+		{name: "process-nonet", label: "+ limits, timeout monitor, process tier", bundle: "process-nonet", env: cStep},
+		{name: "process-nonet-go", label: "  the same, Go last step", bundle: "process-nonet", env: goStep},
+		{name: "session-nonet", label: "+ limits, timeout monitor, session tier", bundle: "session-nonet", env: cStep},
+		{name: "process", label: "full, egress default deny, process tier", bundle: "process", env: cStep},
+		{name: "session", label: "full, egress default deny, session tier", bundle: "session", env: cStep},
+		{name: "coding-agent", label: "coding-agent.yaml (session, egress allow list)", bundle: "coding-agent", noNode: true, env: cStep},
+	}
+	if *crun != "" {
+		cb := filepath.Join(work, "bundle-crun")
+		if err := makeBundleVersion(bin, cb, nil, "1.0.2"); err != nil {
+			return fmt.Errorf("crun bundle: %w", err)
+		}
+		bundles["crun"] = cb
+		rows = append(rows, runRow{name: "crun", label: "crun, no policy", bundle: "crun", crun: true})
+	}
 	n := 0
-	cmds := map[string][]string{}
-	names := []string{"plain", "process-nonet", "session-nonet", "process", "session"}
 	// Each run needs a fresh id; rebuild the command lines every round.
 	all := map[string][]time.Duration{}
 	for round := -1; round < *runs; round++ {
-		for _, name := range names {
+		for _, row := range rows {
 			n++
-			cmds[name] = []string{bin, "--root", root, "--config", node, "run", "--bundle", bundles[name], "bench-" + strconv.Itoa(n)}
-			d, err := timeCmd(cmds[name][0], cmds[name][1:]...)
+			id := "bench-" + strconv.Itoa(n)
+			c := command{env: row.env}
+			switch {
+			case row.crun:
+				c.args = []string{*crun, "--root", crunRoot, "run", "--bundle", bundles[row.bundle], id}
+			case row.noNode:
+				c.args = []string{bin, "--root", root, "run", "--bundle", bundles[row.bundle], id}
+			default:
+				c.args = []string{bin, "--root", root, "--config", node, "run", "--bundle", bundles[row.bundle], id}
+			}
+			d, err := timeCmd(c)
 			if err != nil {
 				return err
 			}
 			if round >= 0 {
-				all[name] = append(all[name], d)
+				all[row.name] = append(all[row.name], d)
 			}
 		}
 		reap()
 	}
 	plain := median(all["plain"])
 	fmt.Println("run (busybox `true`, created, started, waited for and deleted)")
-	fmt.Printf("  %-45s %s\n", "no policy", ms(plain))
-	for _, row := range []struct{ name, label string }{
-		{"process-nonet", "agent policy, no network rule, process tier"},
-		{"session-nonet", "agent policy, no network rule, session tier"},
-		{"process", "full agent policy, process tier"},
-		{"session", "full agent policy, session tier"},
-	} {
+	for _, row := range rows {
 		m := median(all[row.name])
-		fmt.Printf("  %-45s %s  %+6.1f%%\n", row.label, ms(m), 100*(float64(m)/float64(plain)-1))
+		if row.name == "plain" {
+			fmt.Printf("  %-50s %s\n", row.label, ms(m))
+			continue
+		}
+		fmt.Printf("  %-50s %s  %+6.1f%%\n", row.label, ms(m), 100*(float64(m)/float64(plain)-1))
 	}
-	fmt.Println("  (agent policy: Landlock paths, a masked path, seccomp, caps, cgroup limits, ui off,")
-	fmt.Println("   timeout monitor; full adds egress default deny: nftables + the DNS gate. Target <= +15%)")
+	fmt.Println("  (percentages against `no policy`; target for a full agent policy <= +15%)")
+	if *crun != "" {
+		fmt.Printf("  %-50s %7.2fx  (issue 8 item 1: target <= 1.00x)\n", "coding-agent mxc / crun without policy",
+			float64(median(all["coding-agent"]))/float64(median(all["crun"])))
+	}
 	return monitorRSS(bin, root, node, bundles["process-nonet"])
+}
+
+// codingAgentAnnotations is the coding-agent example policy as its
+// io.mxc.policy annotation.
+func codingAgentAnnotations() (map[string]string, error) {
+	data, err := os.ReadFile(*agentPolicy)
+	if err != nil {
+		return nil, fmt.Errorf("agent policy: %w", err)
+	}
+	p, _, err := spec.ParsePolicy(data)
+	if err != nil {
+		return nil, fmt.Errorf("agent policy %s: %w", *agentPolicy, err)
+	}
+	return spec.Annotations(p)
 }
 
 // monitorRSS reports the resident memory of one container's policy

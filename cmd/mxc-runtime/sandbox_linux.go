@@ -1,13 +1,14 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 
+	"github.com/sirupsen/logrus"
 	"github.com/urfave/cli/v2"
 
-	"mxc.dev/mxc/linux/enforce"
 	"mxc.dev/mxc/linux/sandbox"
 	"mxc.dev/mxc/spec"
 )
@@ -66,7 +67,7 @@ func sandboxAction(c *cli.Context) (int, error) {
 	if err != nil {
 		return sandbox.ExitSetup, fmt.Errorf("--policy %s: %w", c.String("policy"), err)
 	}
-	nc, err := enforce.LoadNodeConfig(c.String("config"))
+	nc, nodeData, err := readNodeConfig(c.String("config"))
 	if err != nil {
 		return sandbox.ExitSetup, err
 	}
@@ -77,6 +78,18 @@ func sandboxAction(c *cli.Context) (int, error) {
 	pl, err := sandbox.Compile(eff, nc != nil && nc.AllowDegraded)
 	if err != nil {
 		return sandbox.ExitSetup, err
+	}
+	if !pl.Egress && os.Geteuid() == 0 && sandbox.FastMode() != "off" {
+		// The next sandbox of this policy runs without starting Go (see
+		// linux/sandbox's plan cache); a plan that cannot be cached only
+		// costs the next call this path again.
+		key, err := sandbox.PlanKey(data, nodeData)
+		if err == nil {
+			err = sandbox.SavePlan(key, pl)
+		}
+		if err != nil {
+			logrus.Debugf("sandbox: plan not cached: %v", err)
+		}
 	}
 	if pl.Egress {
 		if pl.Net.Exe, err = os.Executable(); err != nil {
@@ -101,6 +114,25 @@ func sandboxAction(c *cli.Context) (int, error) {
 		return code, nil
 	}
 	return code, nil
+}
+
+// readNodeConfig is enforce.LoadNodeConfig, also returning the file's
+// bytes (nil when there is none), which key the sandbox's plan cache.
+func readNodeConfig(path string) (*spec.NodeConfig, []byte, error) {
+	if path == "" {
+		return nil, nil, nil
+	}
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil, nil
+	} else if err != nil {
+		return nil, nil, fmt.Errorf("node config: %w", err)
+	}
+	nc, err := spec.ParseNodeConfig(b)
+	if err != nil {
+		return nil, nil, fmt.Errorf("node config %s: %w", path, err)
+	}
+	return nc, b, nil
 }
 
 // sandbox-stage is the child of a non-root sandbox (see package sandbox),

@@ -27,6 +27,9 @@ import (
 // secret file and a secret directory, an outside directory, a policy.
 type sandboxEnv struct {
 	dir, ws, outside, policy, probe string
+	// env is added to the sandbox's environment (MXC_SANDBOX_FAST picks
+	// the C or the Go path, see cpath_test.go).
+	env []string
 }
 
 func newSandboxEnv(t *testing.T, extraPolicy string) *sandboxEnv {
@@ -68,7 +71,7 @@ filesystem:
 func (e *sandboxEnv) cmd(ctx context.Context, t *testing.T, args ...string) *osexec.Cmd {
 	bin := harness.Binary(t)
 	cmd := osexec.CommandContext(ctx, bin, append([]string{"sandbox", "--policy", e.policy, "--"}, args...)...)
-	cmd.Env = append(os.Environ(), "MXC_CONFIG=")
+	cmd.Env = append(append(os.Environ(), "MXC_CONFIG="), e.env...)
 	cmd.Dir = e.ws
 	return cmd
 }
@@ -185,7 +188,10 @@ func TestSandboxHostIsolation(t *testing.T) {
 // TestSandboxPassThrough: exit status, signals, stdin/stdout and the
 // terminal are the command's.
 func TestSandboxPassThrough(t *testing.T) {
-	e := newSandboxEnv(t, "")
+	sandboxPassThrough(t, newSandboxEnv(t, ""))
+}
+
+func sandboxPassThrough(t *testing.T, e *sandboxEnv) {
 	t.Run("exit status", func(t *testing.T) {
 		if r := e.run(t, "sh", "-c", "exit 42"); r.Code != 42 {
 			t.Errorf("exit status %d, want 42", r.Code)

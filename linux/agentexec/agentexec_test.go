@@ -3,7 +3,6 @@
 package agentexec
 
 import (
-	"encoding/json"
 	"io"
 	"os"
 	"strconv"
@@ -38,7 +37,7 @@ func TestParseArgs(t *testing.T) {
 		{args: []string{"--config-fd", "4"}, err: "missing --"},
 		{args: nil, err: "missing --"},
 	} {
-		fd, server, argv, err := parseArgs(c.args)
+		fd, server, argv, err := ParseArgs(c.args)
 		if c.err != "" {
 			if err == nil || !strings.Contains(err.Error(), c.err) {
 				t.Errorf("%q: err %v, want %q", c.args, err, c.err)
@@ -56,7 +55,7 @@ func FuzzParseArgs(f *testing.F) {
 	f.Add("--\x00sh")
 	f.Add("--config-fd\x00-1\x00--")
 	f.Fuzz(func(t *testing.T, s string) {
-		fd, _, argv, err := parseArgs(strings.Split(s, "\x00"))
+		fd, _, argv, err := ParseArgs(strings.Split(s, "\x00"))
 		if err == nil && (fd < 3 || len(argv) == 0) {
 			t.Errorf("%q: accepted fd %d argv %q", s, fd, argv)
 		}
@@ -106,8 +105,8 @@ func TestWrap(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var back Config
-	if err := json.Unmarshal(data, &back); err != nil || back.Landlock == nil || back.AgentSeccomp == nil || !back.AgentSeccomp.AllowPtrace {
+	back, err := decodeConfig(data)
+	if err != nil || back.Landlock == nil || back.AgentSeccomp == nil || !back.AgentSeccomp.AllowPtrace {
 		t.Errorf("config round trip: %+v %v", back, err)
 	}
 	if fi, err := exe.Stat(); err != nil || fi.Mode().Perm() != 0 {
@@ -138,7 +137,7 @@ func TestAsServer(t *testing.T) {
 	if strings.Join(p.Args, "|") != strings.Join(want, "|") {
 		t.Errorf("args %q, want %q", p.Args, want)
 	}
-	fd, server, argv, err := parseArgs(p.Args[2:])
+	fd, server, argv, err := ParseArgs(p.Args[2:])
 	if err != nil || fd != 4 || !server || strings.Join(argv, " ") != "exec-server serve --listen-fd 3" {
 		t.Errorf("the step parses %d %v %q %v", fd, server, argv, err)
 	}

@@ -3,7 +3,6 @@
 package agentexec
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"strconv"
@@ -31,6 +30,9 @@ type Config struct {
 	// Seccomp are further filters (the OCI spec's profile), installed after
 	// it: the kernel applies the most restrictive verdict of all filters.
 	Seccomp []*configs.Seccomp `json:"seccomp,omitempty"`
+	// SpecBPF are the non-nil Seccomp profiles compiled for the C last
+	// step (Precompile), in order; not passed to the Go step.
+	SpecBPF []Program `json:"specBPF,omitempty"`
 }
 
 const seals = unix.F_SEAL_SEAL | unix.F_SEAL_SHRINK | unix.F_SEAL_GROW | unix.F_SEAL_WRITE
@@ -70,9 +72,9 @@ func Wrap(p *libcontainer.Process, cfg *Config) error {
 	if len(p.Args) == 0 {
 		return fmt.Errorf("agent-exec: the process has no args")
 	}
-	data, err := json.Marshal(cfg)
+	data, err := EncodeConfig(cfg)
 	if err != nil {
-		return fmt.Errorf("encode agent-exec config: %w", err)
+		return err
 	}
 	// Mode 0: should the fixup not happen, libcontainer's LookPath fails
 	// with "permission denied" instead of exec'ing an empty file.

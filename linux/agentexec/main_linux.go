@@ -3,7 +3,6 @@
 package agentexec
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -29,7 +28,7 @@ const (
 // It never returns: it execs ARGS or exits 126/127 with a message on
 // stderr. With --server, ARGS are the exec server's (see Serve).
 func Main(args []string) {
-	fd, server, argv, err := parseArgs(args)
+	fd, server, argv, err := ParseArgs(args)
 	if err != nil {
 		fail(exitCannotRun, err)
 	}
@@ -39,19 +38,25 @@ func Main(args []string) {
 	if err != nil {
 		fail(exitCannotRun, fmt.Errorf("read config: %w", err))
 	}
-	var cfg Config
-	if err := json.Unmarshal(data, &cfg); err != nil {
+	cfg, err := decodeConfig(data)
+	if err != nil {
 		fail(exitCannotRun, fmt.Errorf("parse config: %w", err))
 	}
+	if !server && cStepRequired(data) {
+		fail(exitCannotRun, errors.New("the C last step was required (MXC_AGENT_EXEC=require) but did not run"))
+	}
 	if server {
-		code, err := Serve(&cfg, argv, os.Environ())
+		code, err := Serve(cfg, argv, os.Environ())
 		fail(code, err)
 	}
-	code, err := Exec(&cfg, argv, os.Environ())
+	code, err := Exec(cfg, argv, os.Environ())
 	fail(code, err)
 }
 
-func parseArgs(args []string) (fd int, server bool, argv []string, err error) {
+// ParseArgs parses the step's arguments (after the verb): the config fd,
+// --server, and the command after "--". The C step (package fastexec)
+// parses them the same way; its test compares the two.
+func ParseArgs(args []string) (fd int, server bool, argv []string, err error) {
 	fd = -1
 	for len(args) > 0 {
 		switch a := args[0]; a {

@@ -277,6 +277,9 @@ func (e *Engine) PrepareProcess(p *libcontainer.Process, eff *spec.Effective, cc
 		if st == nil {
 			return errors.New("internal: PrepareProcess for an init without PrepareSpec")
 		}
+		// The spec's seccomp profile as the programs the C last step loads,
+		// compiled once here for the init and every later exec.
+		agentexec.Precompile(&st.Agent)
 		if err := saveState(cc.StateDir, st); err != nil {
 			return err
 		}

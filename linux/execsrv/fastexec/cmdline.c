@@ -23,7 +23,7 @@
  * name and value are set (the value may be the next argument), and -1 for
  * anything Go's flag package would reject.
  */
-static int parse_flag(int argc, char **argv, int *i, const char **name, size_t *namelen, const char **value)
+int mxc_parse_flag(int argc, char **argv, int *i, const char **name, size_t *namelen, const char **value)
 {
 	const char *s = argv[*i];
 	size_t n = strlen(s);
@@ -105,7 +105,7 @@ int mxc_parse_cmdline(int argc, char **argv, const char *cwd, struct mxc_cmdline
 	while (i < argc) {
 		const char *name = NULL, *value = NULL;
 		size_t nl = 0;
-		int r = parse_flag(argc, argv, &i, &name, &nl, &value);
+		int r = mxc_parse_flag(argc, argv, &i, &name, &nl, &value);
 		if (r == 0)
 			break;
 		if (r != 1)
@@ -132,7 +132,7 @@ int mxc_parse_cmdline(int argc, char **argv, const char *cwd, struct mxc_cmdline
 	while (i < argc) {
 		const char *name = NULL, *value = NULL;
 		size_t nl = 0;
-		int r = parse_flag(argc, argv, &i, &name, &nl, &value);
+		int r = mxc_parse_flag(argc, argv, &i, &name, &nl, &value);
 		if (r == 0 || r == 2)
 			break;
 		if (r < 0)

@@ -482,7 +482,9 @@ static int find_executable(const char *file)
 	return -1;
 }
 
-int mxc_lookpath(const char *file, const char *path, char **out)
+int mxc_lookpath(const char *file, const char *path, char **out) { return mxc_lookpath_dot(file, path, 0, out); }
+
+int mxc_lookpath_dot(const char *file, const char *path, int accept_dot, char **out)
 {
 	*out = NULL;
 	if (strchr(file, '/')) {
@@ -517,7 +519,7 @@ int mxc_lookpath(const char *file, const char *path, char **out)
 		if (!clean)
 			return -1;
 		if (find_executable(clean) == 0) {
-			if (clean[0] != '/') {
+			if (clean[0] != '/' && !accept_dot) {
 				/* Go returns exec.ErrDot here; leave that to the normal path. */
 				free(clean);
 				errno = ENOENT;

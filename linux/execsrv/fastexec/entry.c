@@ -3,8 +3,9 @@
 /*
  * The constructor: it runs in every mxc-runtime process before the Go
  * runtime starts (as libcontainer's nsenter does) and returns at once
- * unless the process is an exec server or an `exec` the fast path can
- * serve.
+ * unless the process is an exec server, an `exec` the fast path can
+ * serve, the agent's last step (laststep.c) or a `sandbox` with a cached
+ * plan (sandbox.c).
  */
 #define _GNU_SOURCE
 #include <limits.h>
@@ -28,11 +29,24 @@ static int fast_mode(void)
 
 __attribute__((constructor)) static void mxc_fastexec_entry(int argc, char **argv, char **envp)
 {
-	(void)envp;
 	if (argc < 3 || !argv)
 		return;
 	if (!strcmp(argv[1], "exec-server") && !strcmp(argv[2], "serve"))
 		mxc_server_main(argc, argv);
+	/* The agent's last step (linux/agentexec): returns for the Go step. */
+	if (!strcmp(argv[1], "agent-exec")) {
+		mxc_agentexec_main(argc, argv, envp);
+		return;
+	}
+	/* `sandbox` (after the global flags; mxc_sandbox_main parses the
+	 * command line and returns at once if it is not one): returns for the
+	 * Go path. */
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "sandbox")) {
+			mxc_sandbox_main(argc, argv, envp);
+			break;
+		}
+	}
 	/* Cheap test first: most invocations are not `exec`. */
 	int seen = 0;
 	for (int i = 1; i < argc && !seen; i++)

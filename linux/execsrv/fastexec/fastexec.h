@@ -13,6 +13,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 /* Wire format: one SOCK_SEQPACKET message per request or reply. */
@@ -115,9 +116,125 @@ int mxc_lookpath(const char *file, const char *path, char **out);
 /* Rights that apply to a non-directory (linux/landlock's fileRights). */
 #define MXC_LL_FILE_RIGHTS ((1ULL << 0) | (1ULL << 1) | (1ULL << 2) | (1ULL << 14) | (1ULL << 15))
 
-/* The constructor's two roles. */
+/* The constructor's roles. */
 void mxc_client(struct mxc_cmdline *cl, int mode);
 void mxc_server_main(int argc, char **argv) __attribute__((noreturn));
+
+/*
+ * Go's flag package on argv[*i] (see cmdline.c): 0 a non-flag, 2 "--"
+ * (consumed), 1 a flag with its value (=v or the next argument), -1 a
+ * malformed flag or one without a value.
+ */
+int mxc_parse_flag(int argc, char **argv, int *i, const char **name, size_t *namelen, const char **value);
+
+/*
+ * Record files (linux/agentexec/records_linux.go): the last step's config
+ * memfd and the sandbox's cached plans.
+ */
+#define MXC_REC_MAGIC_CONFIG 0x3141584dU  /* "MXA1" */
+#define MXC_REC_MAGIC_SANDBOX 0x3153584dU /* "MXS1" */
+#define MXC_REC_VERSION 1U
+#define MXC_REC_MAX (16u << 20)
+enum {
+	MXC_REC_JSON = 1,
+	MXC_REC_CPLAN = 2,
+	MXC_REC_LANDLOCK = 3,
+	MXC_REC_LLRULE = 4,
+	MXC_REC_SECCOMP = 5,
+	MXC_REC_SBKEY = 6,
+	MXC_REC_SBFLAGS = 7,
+	MXC_REC_SBRW = 8,
+	MXC_REC_SBDENY = 9,
+};
+#define MXC_CPLAN_REQUIRE 1U
+#define MXC_SB_HOSTNET 1U
+#define MXC_LL_MAX_ABI 7      /* linux/landlock's MaxKnownABI */
+#define MXC_MAX_PROGS 64      /* seccomp filters in one plan */
+#define MXC_MAX_RULES 65536   /* Landlock rules in one plan */
+#define MXC_MAX_SBPATHS 65536 /* readwrite or denied paths in one plan */
+#define MXC_BPF_MAXINSNS 4096
+
+struct mxc_ll_rule {
+	uint64_t access;
+	char *path;
+};
+
+struct mxc_prog {
+	uint32_t flags;    /* seccomp(2) flags; 0: prctl(PR_SET_SECCOMP) */
+	uint32_t len;      /* instructions */
+	void *insns;       /* struct sock_filter[len] */
+};
+
+/* A decoded record file; everything is malloc'd but json (into the data). */
+struct mxc_plan {
+	uint32_t magic;
+	const unsigned char *json;
+	size_t json_len;
+	int has_json;
+	int cplan;
+	uint32_t cflags;
+	int landlock;
+	uint32_t ll_min_abi, ll_plan_abi, ll_attrsize, ll_apply;
+	uint64_t ll_handled, ll_scoped, ll_flags;
+	int nrules;
+	struct mxc_ll_rule *rules;
+	int nprogs;
+	struct mxc_prog progs[MXC_MAX_PROGS];
+	int has_key;
+	unsigned char key[32];
+	int has_sbflags;
+	uint32_t sbflags;
+	uint64_t capmask;
+	int nrw, ndeny;
+	char **rw, **deny;
+};
+/* 0 on success; -1 with *err for anything but the one canonical encoding. */
+int mxc_decode_plan(const unsigned char *data, size_t len, uint32_t magic, struct mxc_plan *p, const char **err);
+void mxc_free_plan(struct mxc_plan *p);
+/* The canonical encoding of p (tests: decode then encode is the identity). */
+int mxc_encode_plan(const struct mxc_plan *p, struct mxc_buf *out);
+
+/* The last step (laststep.c). */
+/* 0: the C step can apply p exactly here; -1 (and *why): the Go step must. Changes nothing. */
+int mxc_step_ready(const struct mxc_plan *p, const char **why);
+/* Applies p (Landlock, the PATH lookup, seccomp) and execs argv with Go's
+ * view of envp; never returns: exits 126/127 with "<prefix>: why" on stderr. */
+void mxc_step_exec(const struct mxc_plan *p, char **argv, char **envp, const char *prefix) __attribute__((noreturn));
+/* os.Environ() of a Go process started with envp: empty strings dropped,
+ * a later duplicate of a name dropped. malloc'd, NULL-terminated. */
+char **mxc_go_environ(char **envp);
+/* exec.LookPath with PATH; accept_dot: a relative result is returned (the
+ * Go step ignores exec.ErrDot). 0 and *out (malloc'd) on success. */
+int mxc_lookpath_dot(const char *file, const char *path, int accept_dot, char **out);
+/*
+ * agentexec.parseArgs on args[0:n] (after the verb): 0 with *fd, *server
+ * and *cmd (index of the command) on success, -1 for anything the Go step
+ * would refuse.
+ */
+int mxc_parse_agentexec_args(int n, char **args, long *fd, int *server, int *cmd);
+/* `agent-exec`: returns when the Go step must run. */
+void mxc_agentexec_main(int argc, char **argv, char **envp);
+
+/* The sandbox (sandbox.c). */
+struct mxc_sbcmd {
+	const char *policy;
+	const char *config; /* the node config path; "" for none */
+	char **argv;        /* the command */
+	int argc;
+};
+/* 1 and c when argv is a `sandbox` command line the C path takes exactly
+ * as the Go CLI would; 0 for anything else. */
+int mxc_parse_sandbox_cmdline(int argc, char **argv, char **envp, struct mxc_sbcmd *c);
+void mxc_sha256(const void *data, size_t n, unsigned char out[32]);
+/* The plan cache key (linux/sandbox PlanKey); node NULL: no node config. */
+void mxc_sandbox_key(const unsigned char *pol, size_t pn, const unsigned char *node, size_t nn, const char *exe_id, unsigned char key[32]);
+/* "dev:ino:size:mtime:ctime" of st, as linux/sandbox's binaryIdentity. */
+void mxc_exe_identity(const struct stat *st, char *buf, size_t cap);
+/* os.Getwd with envp's PWD: 1 and *out (malloc'd, or NULL when Go's Getwd
+ * fails), or 0 when only Go's slow path could tell. */
+int mxc_go_getwd(char **envp, char **out);
+/* `sandbox`: returns when the Go path must run. */
+void mxc_sandbox_main(int argc, char **argv, char **envp);
 
 enum { MXC_MODE_OFF = 0, MXC_MODE_AUTO = 1, MXC_MODE_REQUIRE = 2 };
 
