@@ -3,7 +3,9 @@ package spec
 import "sort"
 
 // allCapabilities are the Linux capabilities known to the kernel (through
-// CAP_CHECKPOINT_RESTORE, 40). A name outside this list is a typo.
+// CAP_CHECKPOINT_RESTORE, 40), in the kernel's numbering: the index is the
+// capability's number (linux/capability.h). A name outside this list is a
+// typo.
 var allCapabilities = []string{
 	"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID",
 	"CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE",
@@ -27,6 +29,25 @@ var DangerousCapabilities = []string{"CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_SYS_AD
 var DefaultAgentCapabilities = []string{
 	"CAP_AUDIT_WRITE", "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL",
 	"CAP_NET_BIND_SERVICE", "CAP_SETFCAP", "CAP_SETGID", "CAP_SETPCAP", "CAP_SETUID", "CAP_SYS_CHROOT",
+}
+
+// CapabilityNumber is c's number in linux/capability.h, or -1 for a name
+// the kernel does not know.
+func CapabilityNumber(c string) int {
+	for i, k := range allCapabilities {
+		if k == c {
+			return i
+		}
+	}
+	return -1
+}
+
+// CapabilityName is the name of capability number n ("" beyond the list).
+func CapabilityName(n int) string {
+	if n < 0 || n >= len(allCapabilities) {
+		return ""
+	}
+	return allCapabilities[n]
 }
 
 func isKnownCapability(c string) bool {

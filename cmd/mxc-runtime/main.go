@@ -28,11 +28,27 @@ const DefaultConfigPath = "/etc/mxc/config.yaml"
 
 var commands []*cli.Command
 
+// noHelpArgument keeps urfave/cli v2 from reading a first argument "help"
+// or "h" of a verb without subcommands as its help subcommand: `create
+// --bundle B help` must create the container "help" (exiting 0 after
+// printing the help would tell containerd the create succeeded), and
+// `sandbox -- help` must run the command `help`. runc's urfave/cli v1 adds
+// no such subcommand; `--help` / `-h` still print the verb's help.
+func noHelpArgument(cmds []*cli.Command) {
+	for _, c := range cmds {
+		if len(c.Subcommands) == 0 {
+			c.HideHelpCommand = true
+		}
+		noHelpArgument(c.Subcommands)
+	}
+}
+
 // register adds a verb; called from init() of each verb's file.
 func register(c *cli.Command) { commands = append(commands, c) }
 
 func newApp() *cli.App {
 	sort.Slice(commands, func(i, j int) bool { return commands[i].Name < commands[j].Name })
+	noHelpArgument(commands)
 	app := &cli.App{
 		Name:    "mxc-runtime",
 		Usage:   "OCI runtime for AI agents, enforcing an agent policy with the kernel",

@@ -417,3 +417,28 @@ func readTrim(t *testing.T, p string) string {
 	}
 	return strings.TrimSpace(string(b))
 }
+
+// TestIDsNamedLikeHelp: "help" and "h" are container ids like any other
+// (urfave/cli v2 would otherwise read them as its help subcommand, print
+// the help and exit 0, and a client would take the create for done).
+func TestIDsNamedLikeHelp(t *testing.T) {
+	rt := h.NewRuntime(t)
+	b := h.NewBundle(t, "sleep", "1000")
+	for _, id := range []string{"help", "h"} {
+		rt.MustRun("create", "--bundle", b.Dir, id)
+		if st := rt.Status(id); st != "created" {
+			t.Fatalf("%s: status %q after create, want created", id, st)
+		}
+		rt.MustRun("start", id)
+		if res := rt.Run("exec", id, "true"); res.Code != 0 {
+			t.Fatalf("exec %s true: exit %d: %s", id, res.Code, res.Stderr)
+		}
+		rt.MustRun("delete", "--force", id)
+		if res := rt.Run("state", id); res.Code == 0 {
+			t.Fatalf("state %s after delete succeeded: %s", id, res.Stdout)
+		}
+	}
+	if res := rt.Run("delete", "--help"); res.Code != 0 || !strings.Contains(res.Stdout, "delete") {
+		t.Fatalf("delete --help: exit %d, stdout %q", res.Code, res.Stdout)
+	}
+}

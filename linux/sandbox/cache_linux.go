@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"mxc.dev/mxc/linux/agentexec"
+	"mxc.dev/mxc/spec"
 )
 
 // The plan cache: what lets `sandbox` run without starting Go.
@@ -97,8 +98,8 @@ func capMask(caps []string) uint64 {
 		keep[strings.ToUpper(c)] = true
 	}
 	var m uint64
-	for i, name := range capNames {
-		if keep[name] {
+	for name := range keep {
+		if i := spec.CapabilityNumber(name); i >= 0 {
 			m |= 1 << i
 		}
 	}

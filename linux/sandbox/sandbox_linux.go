@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"mxc.dev/mxc/linux/agentexec"
+	"mxc.dev/mxc/spec"
 )
 
 // StageVerb is the hidden verb of the child a non-root sandbox starts.
@@ -153,19 +154,6 @@ func loopbackUp() error {
 	return nil
 }
 
-// capNames are the capabilities by number (linux/capability.h).
-var capNames = []string{
-	"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID",
-	"CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE",
-	"CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK",
-	"CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE",
-	"CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE", "CAP_SYS_RESOURCE",
-	"CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE", "CAP_AUDIT_WRITE",
-	"CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG",
-	"CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF",
-	"CAP_CHECKPOINT_RESTORE",
-}
-
 // boundCaps keeps at most allowed on the calling thread: the bounding set
 // (what root regains at exec), the ambient set, and the current sets.
 func boundCaps(allowed []string) error {
@@ -174,8 +162,8 @@ func boundCaps(allowed []string) error {
 		keep[strings.ToUpper(c)] = true
 	}
 	var mask [2]uint32
-	for i, name := range capNames {
-		if keep[name] {
+	for name := range keep {
+		if i := spec.CapabilityNumber(name); i >= 0 {
 			mask[i/32] |= 1 << (i % 32)
 		}
 	}
@@ -184,7 +172,7 @@ func boundCaps(allowed []string) error {
 		fmt.Sscanf(strings.TrimSpace(string(b)), "%d", &last)
 	}
 	for i := 0; i <= last; i++ {
-		if i < len(capNames) && keep[capNames[i]] {
+		if keep[spec.CapabilityName(i)] {
 			continue
 		}
 		if err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(i), 0, 0, 0); err != nil && !errors.Is(err, unix.EINVAL) {

@@ -281,7 +281,8 @@ func urfaveParse(args []string) (*cmdline, error) {
 		Writer:               &bytes.Buffer{},
 		ErrWriter:            &bytes.Buffer{},
 		Commands: []*cli.Command{{
-			Name: "exec",
+			Name:            "exec",
+			HideHelpCommand: true, // as cmd/mxc-runtime's noHelpArgument
 			Flags: []cli.Flag{
 				&cli.StringFlag{Name: "console-socket"},
 				&cli.StringFlag{Name: "pidfd-socket"},
@@ -357,6 +358,8 @@ func TestCommandLine(t *testing.T) {
 		{"mxc-runtime", "exec", "--", "c1", "--", "x"},
 		{"mxc-runtime", "exec", "--cwd=", "c1", "x"},
 		{"mxc-runtime", "exec", "c1", "-"},
+		{"mxc-runtime", "exec", "h", "x"},
+		{"mxc-runtime", "exec", "help", "x"},
 	}
 	for _, a := range eligible {
 		if _, ok := parseCommandLine(a, "/work"); !ok {

@@ -398,7 +398,8 @@ func urfaveSandbox(args []string, env map[string]string) (*sandboxCmdline, error
 			return errors.New("invalid log-format")
 		},
 		Commands: []*cli.Command{{
-			Name: "sandbox",
+			Name:            "sandbox",
+			HideHelpCommand: true, // as cmd/mxc-runtime's noHelpArgument
 			Flags: []cli.Flag{
 				&cli.StringFlag{Name: "policy", Aliases: []string{"p"}, Required: true},
 				&cli.StringFlag{Name: "audit"},
@@ -455,6 +456,8 @@ func TestSandboxCmdline(t *testing.T) {
 		{"mxc-runtime", "--config", "/n.yaml", "--root=/r", "sandbox", "-policy", "p", "--audit", "a.jsonl", "sh", "-c", "x"},
 		{"mxc-runtime", "--log-format", "json", "sandbox", "-p=--", "--", "cmd"},
 		{"mxc-runtime", "sandbox", "--policy", "-x", "cmd"},
+		{"mxc-runtime", "sandbox", "--policy", "p", "h", "x"},
+		{"mxc-runtime", "sandbox", "--policy", "p", "--", "help"},
 	}
 	for _, a := range eligible {
 		if _, ok := parseSandboxCmdlineC(a, nil); !ok {
