@@ -104,7 +104,7 @@ func (r *Runtime) Exec(o ExecOpts) (int, error) {
 	var sigs *signals
 	if !o.Detach {
 		sigs = catchSignals(false)
-		defer sigs.stop()
+		defer func() { go sigs.stop() }() // see Runtime.create
 	}
 	io, err := setupStdio(p, c, sp.Terminal, o.Detach, o.ConsoleSocket)
 	if err != nil {

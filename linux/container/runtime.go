@@ -241,7 +241,11 @@ func (r *Runtime) create(o CreateOpts, act action) (status int, retErr error) {
 	var sigs *signals
 	if !detach {
 		sigs = catchSignals(!o.NoSubreaper)
-		defer sigs.stop()
+		// signal.Stop waits for the runtime's signal loop to go idle, ~1 ms
+		// measured at the end of every foreground `run`, which exits right
+		// after: let it finish in the background (a caller that lives on
+		// gets it done a moment later; the channel is buffered).
+		defer func() { go sigs.stop() }()
 	}
 	io, err := setupStdio(p, c, s.Process.Terminal, detach, o.ConsoleSocket)
 	if err != nil {
