@@ -124,6 +124,8 @@ up() {
 	} >"$D/config.toml"
 	if [ "$CRI" = 1 ]; then
 		mkdir -p "$D/cni/net.d"
+		# portmap's shared chains (CNI-HOSTPORT-*): down removes them if this run made them
+		iptables -t nat -S CNI-HOSTPORT-DNAT >/dev/null 2>&1 || touch "$D/cni/hostport.made"
 		cat >"$D/cni/net.d/10-mxc-it.conflist" <<J
 { "cniVersion": "1.0.0", "name": "$CNI_NET",
   "plugins": [
@@ -177,12 +179,28 @@ down() {
 	umount_under "$D"
 	if [ -d "$D/cni" ]; then
 		ip link del "$CNI_BRIDGE" 2>/dev/null || true
-		# bridge plugin NAT rules carry the network name in their comment
-		local t r
+		# bridge plugin NAT rules carry the network name in their comment; the
+		# per-container chains they jump to (CNI-<hash>) are emptied with them
+		local t r c chains
 		for t in nat filter; do
-			iptables -t $t -S 2>/dev/null | grep '^-A' | grep -- "$CNI_NET" | sed 's/^-A/-D/' |
-				while read -r r; do eval "iptables -t $t $r" 2>/dev/null || true; done
+			chains=$(iptables -t $t -S 2>/dev/null | grep '^-A' | grep -- "$CNI_NET" |
+				grep -o -- '-j CNI-[0-9a-f]*' | awk '{print $2}' | sort -u || true)
+			{ iptables -t $t -S 2>/dev/null | grep '^-A' | grep -- "$CNI_NET" | sed 's/^-A/-D/' |
+				while read -r r; do eval "iptables -t $t $r" 2>/dev/null || true; done; } || true
+			for c in $chains; do
+				iptables -t $t -F "$c" 2>/dev/null || true
+				iptables -t $t -X "$c" 2>/dev/null || true
+			done
 		done
+		if [ -f "$D/cni/hostport.made" ]; then
+			{ iptables -t nat -S 2>/dev/null | grep '^-A' | grep -- '-j CNI-HOSTPORT-' | sed 's/^-A/-D/' |
+				while read -r r; do eval "iptables -t nat $r" 2>/dev/null || true; done; } || true
+			for c in CNI-HOSTPORT-DNAT CNI-HOSTPORT-MASQ CNI-HOSTPORT-SETMARK; do
+				iptables -t nat -F "$c" 2>/dev/null || true
+				iptables -t nat -X "$c" 2>/dev/null || true
+			done
+			rm -f "$D/cni/hostport.made"
+		fi
 		rm -rf "$D/cni/ipam"
 	fi
 	if [ -f "$D/ip_forward.saved" ]; then

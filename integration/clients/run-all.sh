@@ -44,7 +44,19 @@ phase() {
 	[ -n "$pc" ] && tpc=$(echo "$tpc + $pc" | bc)
 	rows+=("$(printf '%-5s %8ss  %-28s %s%s' "$([ $rc = 0 ] && echo ok || echo FAIL)" "$(elapsed "$t0")" "$n" "${line:-rc=$rc}" "${pc:+ (policy checks ${pc}s)}")")
 }
-cleanup() { "$IT_HERE/registry.sh" down >/dev/null 2>&1; }
+# nftables tables present before the run: dockerd, CNI and netavark (through
+# iptables-nft) add tables to the host; a table this run added is dropped at the
+# end once the flows' own teardown has left it without a rule
+tables_before=$(nft list tables 2>/dev/null || true)
+drop_new_empty_tables() {
+	local fam name
+	nft list tables 2>/dev/null | while read -r _ fam name; do
+		grep -qx "table $fam $name" <<<"$tables_before" && continue
+		[ "$(nft -j list table "$fam" "$name" 2>/dev/null | jq '[.nftables[] | select(.rule)] | length')" = 0 ] &&
+			nft delete table "$fam" "$name"
+	done
+}
+cleanup() { "$IT_HERE/registry.sh" down >/dev/null 2>&1; drop_new_empty_tables; }
 trap cleanup EXIT
 mkdir -p "$MXC_IT_DIR/logs"
 echo "runtime under test: ${MXC_RUNTIME:-stand-ins (runc on containerd 2.4, crun elsewhere)}; shim: ${MXC_SHIM:-built from this checkout}"

@@ -36,6 +36,8 @@ had_podman0=0 had_cni0=0 had_chains=0
 ip link show podman0 >/dev/null 2>&1 && had_podman0=1
 ip link show cni-podman0 >/dev/null 2>&1 && had_cni0=1
 iptables -S NETAVARK_FORWARD >/dev/null 2>&1 && had_chains=1
+# netavark turns on IPv4 forwarding for its bridge: down puts it back
+ip_forward_before=$(sysctl -n net.ipv4.ip_forward)
 down() {
 	pm rm -af -t 0 >/dev/null 2>&1
 	umount_under "$D/runroot"; umount_under "$D/root/overlay"
@@ -55,6 +57,7 @@ down() {
 			done
 		done
 	fi
+	sysctl -qw net.ipv4.ip_forward="$ip_forward_before"
 	dns_down "$D"
 	[ "${PURGE:-0}" = 1 ] && { umount_under "$D"; rm -rf "$D"; }
 	true
