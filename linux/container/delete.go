@@ -70,14 +70,56 @@ func killAndWait(c *libcontainer.Container) error {
 		// Frozen tasks cannot act on SIGKILL until thawed.
 		_ = c.Resume()
 	}
+	pid := 0
+	if ls, err := c.State(); err == nil {
+		pid = ls.InitProcessPid
+	}
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
 		if err := c.Signal(unix.Signal(0)); err != nil {
 			return nil
 		}
+		// An init that is a pid namespace's reaper stays alive in its
+		// exit (after it left its cgroup) until every other task of the
+		// namespace is reaped, and a task that joined from outside (an
+		// exec, the exec server) is reaped by its parent outside: the
+		// host's init, which may take seconds. Such an init runs no more
+		// code of the container: it is gone as far as delete is concerned.
+		if pid > 0 && exiting(pid) {
+			return nil
+		}
 		time.Sleep(10 * time.Millisecond)
 	}
 	return errors.New("container init still running 10s after SIGKILL")
+}
+
+// exiting reports whether pid has entered its exit (PF_EXITING in
+// /proc/PID/stat's flags).
+func exiting(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	return statExiting(string(b))
+}
+
+// statExiting parses a /proc/PID/stat line: after the command's closing
+// parenthesis, the 7th field is the flags word (field 9 of proc(5)).
+func statExiting(stat string) bool {
+	i := strings.LastIndexByte(stat, ')')
+	if i < 0 {
+		return false
+	}
+	f := strings.Fields(stat[i+1:])
+	if len(f) < 7 {
+		return false
+	}
+	flags, err := strconv.ParseUint(f[6], 10, 64)
+	if err != nil {
+		return false
+	}
+	const pfExiting = 0x4
+	return flags&pfExiting != 0
 }
 
 // destroy removes everything of a container that libcontainer knows about,
