@@ -51,18 +51,30 @@ unit_tests() {
 }
 
 fuzz_targets() {
-	set -e
+	set -eo pipefail
 	local pkg target n=0
 	while read -r pkg target; do
 		[ -n "$target" ] || continue
 		local ft=$FUZZTIME_OTHER
 		case $pkg in */spec) ft=$FUZZTIME ;; esac
 		echo "fuzz $pkg $target for $ft"
-		go test -tags "$GOTAGS" -run '^$' -fuzz "^${target}\$" -fuzztime "$ft" -fuzzminimizetime 5s "$pkg"
+		local log=$LOGDIR/fuzz-$target.log
+		if ! go test -tags "$GOTAGS" -run '^$' -fuzz "^${target}\$" -fuzztime "$ft" -fuzzminimizetime 5s "$pkg" 2>&1 | tee "$log"; then
+			# Go 1.26's fuzz coordinator can fail a target with a bare "context
+			# deadline exceeded" when -fuzztime ends while a worker is busy
+			# (golang/go#75804, fixed in Go 1.27): no input failed. Retry
+			# that, once; anything else (a failing input written, a panic) fails.
+			if grep -q 'context deadline exceeded' "$log" && ! grep -qE 'Failing input written|panic:|--- FAIL: .*\(0\.' "$log"; then
+				echo "fuzz $target: the Go fuzz engine's deadline race (golang/go#75804), no failing input: once more"
+				go test -tags "$GOTAGS" -run '^$' -fuzz "^${target}\$" -fuzztime "$ft" -fuzzminimizetime 5s "$pkg"
+			else
+				return 1
+			fi
+		fi
 		n=$((n+1))
 	done < <(for p in $(go list ./...); do
 		d=$(go list -f '{{.Dir}}' "$p")
-		grep -ho '^func Fuzz[A-Za-z0-9_]*' "$d"/*_test.go 2>/dev/null | sed "s|^func |$p |"
+		{ grep -ho '^func Fuzz[A-Za-z0-9_]*' "$d"/*_test.go 2>/dev/null || true; } | sed "s|^func |$p |"
 	done)
 	echo "fuzz: $n targets ($FUZZTIME for spec/, $FUZZTIME_OTHER for the others), no crash"
 }
