@@ -9,6 +9,10 @@ COMMIT    ?= $(shell git rev-parse --short HEAD 2>/dev/null)
 TAGS      ?= seccomp netgo osusergo urfave_cli_no_docs
 LDFLAGS   := -s -w -X main.version=$(VERSION) -X main.gitCommit=$(COMMIT) -extldflags -static
 GOFLAGS_B := -trimpath -tags "$(TAGS)" -ldflags "$(LDFLAGS)"
+# The shim speaks ttrpc only; no_grpc leaves gRPC out of it as containerd's
+# own runc shim does (a third smaller binary, ~2 ms less per start, and
+# containerd starts a shim binary three times per container).
+SHIM_TAGS ?= urfave_cli_no_docs no_grpc
 
 .PHONY: all build shim build-windows deps test vet bench install demo clients clean
 
@@ -19,7 +23,7 @@ build:
 
 # The containerd shim (io.containerd.mxc.v2); pure Go, it drives mxc-runtime.
 shim:
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X github.com/containerd/containerd/v2/version.Version=$(VERSION)" -o bin/containerd-shim-mxc-v2 ./cmd/containerd-shim-mxc-v2
+	CGO_ENABLED=0 $(GO) build -trimpath -tags "$(SHIM_TAGS)" -ldflags "-s -w -X github.com/containerd/containerd/v2/version.Version=$(VERSION)" -o bin/containerd-shim-mxc-v2 ./cmd/containerd-shim-mxc-v2
 
 build-windows:
 	GOOS=windows $(GO) build -trimpath -ldflags "-X main.version=$(VERSION) -X main.gitCommit=$(COMMIT)" -o bin/mxc-runtime.exe ./cmd/mxc-runtime

@@ -127,8 +127,25 @@ func ReadAll(path string) ([]Event, error) {
 }
 
 // Follow sends every event of the log at path to fn, then keeps polling for
-// new ones until ctx is done or stop returns true (checked each poll).
-func Follow(ctx context.Context, path string, poll time.Duration, stop func() bool, fn func(Event) error) error {
+// new ones until ctx is done or stop returns true. stop is checked each
+// poll, after the log has been read to its end (so a stop drains what is
+// already written); a receive on wake makes the follower look again at once
+// instead of at the next poll, which is how a caller that sets stop gets
+// its drain without waiting out the poll interval. wake may be nil.
+func Follow(ctx context.Context, path string, poll time.Duration, stop func() bool, wake <-chan struct{}, fn func(Event) error) error {
+	t := time.NewTimer(poll)
+	defer t.Stop()
+	// sleep waits for the next poll, a wake-up or the end of ctx (false).
+	sleep := func() bool {
+		t.Reset(poll)
+		select {
+		case <-ctx.Done():
+			return false
+		case <-wake:
+		case <-t.C:
+		}
+		return true
+	}
 	var f *os.File
 	for f == nil {
 		var err error
@@ -142,10 +159,8 @@ func Follow(ctx context.Context, path string, poll time.Duration, stop func() bo
 		if stop != nil && stop() {
 			return nil
 		}
-		select {
-		case <-ctx.Done():
+		if !sleep() {
 			return nil
-		case <-time.After(poll):
 		}
 	}
 	defer f.Close()
@@ -171,10 +186,8 @@ func Follow(ctx context.Context, path string, poll time.Duration, stop func() bo
 		if stop != nil && stop() {
 			return nil
 		}
-		select {
-		case <-ctx.Done():
+		if !sleep() {
 			return nil
-		case <-time.After(poll):
 		}
 	}
 }

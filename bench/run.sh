@@ -14,7 +14,12 @@
 #   BENCH_N       timed iterations per operation and runtime (default 30)
 #   BENCH_SHORT=1 the quick CI version: 10 iterations, 1 warm-up
 #   BENCH_ONLY    regexp of operation keys (run, lifecycle, exec, exec-fast,
-#                 exec-policy, run-policy, density, memory)
+#                 exec-policy, run-policy, shim, density, memory)
+#   BENCH_CONTAINERD  dir of containerd 2.x, ctr and containerd-shim-runc-v2
+#                 for the shim row (default: containerd v2.4.2 built from its
+#                 Go module by integration/clients/build-containerd.sh, cached;
+#                 Debian's 1.6 refuses shims built on containerd v2). Started
+#                 privately with its own root, state and socket. "-": no shim row
 #   BENCH_DENSITY containers in the density batch (default 100)
 #   BENCH_DOC     where to record (default docs/benchmarks.md; "-": nowhere)
 #   BENCH_PROFILE=N  instead of the table, profile `run /bin/true` with
@@ -95,11 +100,45 @@ doc=${BENCH_DOC:-$repo/docs/benchmarks.md}
 
 (cd "$repo" && go build -o "$tmp/mxc-bench" ./bench/cmd/mxc-bench)
 
+# The shim row (issue 8): a private containerd with mxc's shim on its PATH
+# and the busybox image, started here and removed (root, state, snapshots,
+# shims) when the bench ends.
+shim_args=()
+ctd_bin=${BENCH_CONTAINERD:-}
+clients=$repo/integration/clients
+shim_down() { :; }
+if [ "$ctd_bin" != - ] && [[ -z "${BENCH_ONLY:-}" || shim =~ ${BENCH_ONLY} ]] && [ -z "${BENCH_PROFILE:-}" ]; then
+	if [ -z "$ctd_bin" ]; then
+		log "containerd for the shim row (integration/clients/build-containerd.sh; cached after the first build)"
+		"$clients/build-containerd.sh" >&2
+		ctd_bin=$(. "$clients/lib.sh"; echo "$CTD2_BIN")
+	fi
+	if [ -x "$ctd_bin/containerd" ] && [ -x "$ctd_bin/ctr" ]; then
+		log "building containerd-shim-mxc-v2; starting a private containerd ($ctd_bin)"
+		make -s -C "$repo" shim >&2
+		export CTD_NAME=ctd-bench CTD_BIN=$ctd_bin CTD_VERSION=3 CRI=0 SHIM_PATH=$tmp/shim-bin
+		mkdir -p "$SHIM_PATH"
+		# the shim finds mxc-runtime next to its resolved binary (bin/)
+		ln -s "$repo/bin/containerd-shim-mxc-v2" "$SHIM_PATH/containerd-shim-mxc-v2"
+		[ "$mxc" = "$repo/bin/mxc-runtime" ] || log "warning: the shim row runs $repo/bin/mxc-runtime, not $mxc"
+		shim_down() { PURGE=1 "$clients/containerd.sh" down >/dev/null 2>&1 || log "warning: containerd.sh down failed"; }
+		trap 'shim_down; rm -rf "$tmp"' EXIT
+		"$clients/make-images.sh" base >/dev/null
+		"$clients/containerd.sh" up >/dev/null
+		eval "$(. "$clients/lib.sh"; declare -p MXC_IT_DIR IMAGES_DIR BUSYBOX_REF)"
+		sock=$MXC_IT_DIR/$CTD_NAME/containerd.sock
+		"$ctd_bin/ctr" --address "$sock" -n mxc-bench images import "$IMAGES_DIR/busybox-local.tar" >/dev/null
+		shim_args=(-ctr "$ctd_bin/ctr" -ctr-address "$sock" -ctr-namespace mxc-bench -ctr-image "$BUSYBOX_REF")
+	else
+		log "warning: no containerd and ctr in $ctd_bin, shim row left out"
+	fi
+fi
+
 # mxc's policy rows, the density batch and the memory figures run mxc
 # under the coding-agent example policy (runc and crun without any).
 args=(-n "$n" -warmup "$warmup" -label "$label" -doc "$doc" -only "${BENCH_ONLY:-}"
 	-agent-policy "$repo/examples/policies/coding-agent.yaml"
-	-density "${BENCH_DENSITY:-100}" -density-runs "$density_runs" "${runtimes[@]}")
+	-density "${BENCH_DENSITY:-100}" -density-runs "$density_runs" "${shim_args[@]}" "${runtimes[@]}")
 if [ -n "${BENCH_PROFILE:-}" ]; then
 	command -v perf >/dev/null || die "BENCH_PROFILE needs perf (apt-get install linux-perf)"
 	args+=(-profile "$BENCH_PROFILE")

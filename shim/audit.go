@@ -55,6 +55,7 @@ type auditForwarder struct {
 
 type follower struct {
 	stop   atomic.Bool
+	wake   chan struct{} // closed by stop: drain now, not at the next poll
 	cancel context.CancelFunc
 	done   chan struct{}
 }
@@ -72,11 +73,11 @@ func (a *auditForwarder) start(id, path string) {
 		return
 	}
 	ctx, cancel := context.WithCancel(a.ctx)
-	f := &follower{cancel: cancel, done: make(chan struct{})}
+	f := &follower{cancel: cancel, wake: make(chan struct{}), done: make(chan struct{})}
 	a.followers[id] = f
 	go func() {
 		defer close(f.done)
-		err := audit.Follow(ctx, path, a.poll, f.stop.Load, func(ev audit.Event) error {
+		err := audit.Follow(ctx, path, a.poll, f.stop.Load, f.wake, func(ev audit.Event) error {
 			a.publish(ev)
 			return nil
 		})
@@ -87,8 +88,10 @@ func (a *auditForwarder) start(id, path string) {
 }
 
 // stop drains what the log holds now (audit.Follow reads to EOF before it
-// looks at the stop flag), then ends the follower. It waits at most timeout
-// for the drain, so a stuck publisher cannot block the task's deletion.
+// looks at the stop flag), then ends the follower. The follower is woken at
+// once: a task's deletion (ctr run --rm, every CRI container removal) must
+// not wait for the next poll. It waits at most timeout for the drain, so a
+// stuck publisher cannot block the task's deletion.
 func (a *auditForwarder) stop(id string, timeout time.Duration) {
 	a.mu.Lock()
 	f, ok := a.followers[id]
@@ -98,6 +101,7 @@ func (a *auditForwarder) stop(id string, timeout time.Duration) {
 		return
 	}
 	f.stop.Store(true)
+	close(f.wake)
 	select {
 	case <-f.done:
 	case <-time.After(timeout):

@@ -78,14 +78,7 @@ func TestAuditForwarder(t *testing.T) {
 	defer cancel()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "ns", "c1", audit.FileName)
-	w, err := audit.Open(path, "c1", "agent-1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
-	if err := w.Emit(audit.KindPolicy, nil); err != nil {
-		t.Fatal(err)
-	}
+	w := openLog(t, path)
 	rec := &recorder{}
 	fw := newAuditForwarder(ctx, rec)
 	fw.poll = 10 * time.Millisecond
@@ -124,17 +117,19 @@ func TestAuditForwarder(t *testing.T) {
 	fw.stop("c1", time.Second) // unknown id: no-op
 }
 
-// A log that never appears does not hold up stop.
+// A log that never appears does not hold up stop, even with a poll interval
+// (and a drain timeout) far longer than the test may take: stop wakes the
+// follower instead of waiting for its next poll.
 func TestAuditForwarderNoLog(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	rec := &recorder{}
 	fw := newAuditForwarder(ctx, rec)
-	fw.poll = 10 * time.Millisecond
+	fw.poll = time.Hour
 	fw.start("x", filepath.Join(t.TempDir(), "missing", audit.FileName))
 	fw.start("y", filepath.Join(t.TempDir(), "missing", audit.FileName))
 	done := make(chan struct{})
-	go func() { fw.stopAll(5 * time.Second); close(done) }()
+	go func() { fw.stopAll(time.Hour); close(done) }()
 	select {
 	case <-done:
 	case <-ctx.Done():
@@ -143,6 +138,47 @@ func TestAuditForwarderNoLog(t *testing.T) {
 	if n := len(rec.kinds()); n != 0 {
 		t.Fatalf("published %d events from no log", n)
 	}
+}
+
+// stop drains an event written while the follower sleeps, without waiting
+// for the next poll (a task's deletion waits for this drain).
+func TestAuditForwarderStopWakes(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	path := filepath.Join(t.TempDir(), "c1", audit.FileName)
+	w := openLog(t, path)
+	rec := &recorder{}
+	fw := newAuditForwarder(ctx, rec)
+	fw.poll = time.Hour
+	fw.start("c1", path)
+	waitKinds(t, rec, 1) // read to the end; now asleep for an hour
+	if err := w.Emit(audit.KindTimeout, nil); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { fw.stop("c1", time.Hour); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		t.Fatal("stop waited for the next poll")
+	}
+	if got := rec.kinds(); len(got) != 2 || got[1] != audit.KindTimeout {
+		t.Fatalf("published %v, want policy then timeout", got)
+	}
+}
+
+// openLog opens the audit log of container c1 at path with one event in it.
+func openLog(t *testing.T, path string) *audit.Writer {
+	t.Helper()
+	w, err := audit.Open(path, "c1", "agent-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.Close() })
+	if err := w.Emit(audit.KindPolicy, nil); err != nil {
+		t.Fatal(err)
+	}
+	return w
 }
 
 func waitKinds(t *testing.T, r *recorder, n int) {

@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -20,6 +19,7 @@ import (
 
 	"mxc.dev/mxc/audit"
 	"mxc.dev/mxc/integration/egress/lab"
+	"mxc.dev/mxc/internal/reaper"
 	"mxc.dev/mxc/linux/egress"
 	"mxc.dev/mxc/spec"
 )
@@ -45,48 +45,11 @@ func TestMain(m *testing.M) {
 	os.Exit(run(m))
 }
 
-// reapOrphans waits for zombie children that lead their own session: the
-// detached helpers (gates, policy monitors, container inits) re-parented
-// to this subreaper. Children the tests start through os/exec never call
-// setsid, so their statuses stay for os/exec.
-func reapOrphans() {
-	self := os.Getpid()
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
-		return
-	}
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err != nil {
-			continue
-		}
-		st := string(b)
-		i := strings.LastIndexByte(st, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(st[i+1:])
-		if len(f) < 4 || f[0] != "Z" {
-			continue
-		}
-		ppid, _ := strconv.Atoi(f[1])
-		sid, _ := strconv.Atoi(f[3])
-		if ppid == self && sid == pid {
-			var ws unix.WaitStatus
-			_, _ = unix.Wait4(pid, &ws, unix.WNOHANG, nil)
-		}
-	}
-}
-
 func run(m *testing.M) int {
 	if os.Geteuid() == 0 {
 		// Gates are started detached; if one outlives its Teardown it is
 		// reparented to us, not to an init that never reaps.
-		_ = unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+		_ = reaper.Subreaper()
 		var err error
 		theLab, err = lab.New()
 		if err != nil {
@@ -99,23 +62,9 @@ func run(m *testing.M) int {
 			return 1
 		}
 	}
-	stop := make(chan struct{})
-	reaped := make(chan struct{})
-	go func() {
-		defer close(reaped)
-		for {
-			reapOrphans()
-			select {
-			case <-stop:
-				return
-			case <-time.After(100 * time.Millisecond):
-			}
-		}
-	}()
+	stop := reaper.Background(100 * time.Millisecond)
 	code := m.Run()
-	close(stop)
-	<-reaped
-	reapOrphans()
+	stop()
 	if probeDir != "" {
 		_ = os.RemoveAll(probeDir)
 	}

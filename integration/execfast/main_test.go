@@ -23,9 +23,8 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"mxc.dev/mxc/integration/harness"
+	"mxc.dev/mxc/internal/reaper"
 )
 
 // TestMain makes the test process a child subreaper and reaps what is
@@ -33,60 +32,14 @@ import (
 // namespace, the background starters of exec servers, policy helpers):
 // the machines' init does not reap orphans.
 func TestMain(m *testing.M) {
-	_ = unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			reapOrphans()
-			select {
-			case <-stop:
-				reapOrphans()
-				return
-			case <-time.After(100 * time.Millisecond):
-			}
-		}
-	}()
+	_ = reaper.Subreaper()
+	stop := reaper.Background(100 * time.Millisecond)
 	code := m.Run()
-	close(stop)
-	<-done
+	stop()
 	if escapeDir != "" {
 		os.RemoveAll(escapeDir)
 	}
 	os.Exit(code)
-}
-
-// reapOrphans waits for zombie children that lead their own session (the
-// detached helpers); os/exec children are left to os/exec.
-func reapOrphans() {
-	self := os.Getpid()
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err != nil {
-			continue
-		}
-		s := string(b)
-		i := strings.LastIndexByte(s, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(s[i+1:])
-		if len(f) < 4 || f[0] != "Z" {
-			continue
-		}
-		ppid, _ := strconv.Atoi(f[1])
-		sid, _ := strconv.Atoi(f[3])
-		if ppid == self && sid == pid {
-			var ws unix.WaitStatus
-			_, _ = unix.Wait4(pid, &ws, unix.WNOHANG, nil)
-		}
-	}
 }
 
 // Modes of MXC_EXEC_FAST.

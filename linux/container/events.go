@@ -101,7 +101,7 @@ func (r *Runtime) AuditEvents(ctx context.Context, id string, follow bool, w io.
 		_, err := libcontainer.Load(r.Root, id)
 		return err != nil
 	}
-	return audit.Follow(ctx, path, 200*time.Millisecond, gone, func(ev audit.Event) error { return enc.Encode(ev) })
+	return audit.Follow(ctx, path, 200*time.Millisecond, gone, nil, func(ev audit.Event) error { return enc.Encode(ev) })
 }
 
 func convertStats(ls *libcontainer.Stats) *types.Stats {

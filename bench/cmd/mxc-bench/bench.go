@@ -285,53 +285,6 @@ func reapOrphans() {
 	}
 }
 
-// reapSessionLeaders reaps, in the background until stopped, exited
-// children that lead their own session: container inits and helpers of
-// runtimes re-parented to us (we are their subreaper), never the runtime
-// commands os/exec waits for. A zombie in a container's pid namespace must
-// be reaped before the namespace's init can finish exiting, so waiting for
-// an init while not reaping such a zombie would never end.
-func reapSessionLeaders() (stop func()) {
-	done := make(chan struct{})
-	stopped := make(chan struct{})
-	self := os.Getpid()
-	go func() {
-		defer close(stopped)
-		for {
-			ents, _ := os.ReadDir("/proc")
-			for _, e := range ents {
-				pid, err := strconv.Atoi(e.Name())
-				if err != nil {
-					continue
-				}
-				data, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-				if err != nil {
-					continue
-				}
-				i := bytes.LastIndexByte(data, ')')
-				if i < 0 {
-					continue
-				}
-				f := strings.Fields(string(data[i+1:]))
-				if len(f) < 4 || f[0] != "Z" || f[1] != strconv.Itoa(self) || f[3] != e.Name() {
-					continue
-				}
-				var ws syscall.WaitStatus
-				_, _ = syscall.Wait4(pid, &ws, syscall.WNOHANG, nil)
-			}
-			select {
-			case <-done:
-				return
-			case <-time.After(20 * time.Millisecond):
-			}
-		}
-	}()
-	return func() {
-		close(done)
-		<-stopped
-	}
-}
-
 // killAdopted SIGKILLs processes reparented to us and reaps them.
 func killAdopted() {
 	self := strconv.Itoa(os.Getpid())

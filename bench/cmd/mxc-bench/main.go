@@ -30,6 +30,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"mxc.dev/mxc/internal/reaper"
 )
 
 type runtimeFlag []*Runtime
@@ -60,6 +62,8 @@ type Options struct {
 	// how many batches per runtime.
 	Density, DensityRuns int
 	Runtimes             runtimeFlag
+	// Shim: the containerd of the shim row (empty Address: no shim row).
+	Shim ShimOptions
 }
 
 func main() {
@@ -77,6 +81,10 @@ func main() {
 	flag.StringVar(&o.AgentPolicy, "agent-policy", "examples/policies/coding-agent.yaml", "policy mxc runs with in the policy rows, the density batch and the memory figures")
 	flag.IntVar(&o.Density, "density", 100, "containers in the density batch")
 	flag.IntVar(&o.DensityRuns, "density-runs", 3, "density batches per runtime")
+	flag.StringVar(&o.Shim.Ctr, "ctr", "ctr", "ctr binary for the shim row")
+	flag.StringVar(&o.Shim.Address, "ctr-address", "", "containerd socket for the shim row (empty: no shim row)")
+	flag.StringVar(&o.Shim.Namespace, "ctr-namespace", "mxc-bench", "containerd namespace for the shim row")
+	flag.StringVar(&o.Shim.Image, "ctr-image", "docker.io/library/busybox-local:latest", "image (with /bin/true) imported into that containerd")
 	flag.Var(&o.Runtimes, "runtime", "name=path of a runtime (repeatable); the first is the subject of the ratios")
 	flag.Parse()
 	if o.ParsePerf != "" {
@@ -115,10 +123,10 @@ func run(ctx context.Context, o Options) (err error) {
 	if os.Geteuid() != 0 {
 		return errors.New("needs root (runs real containers)")
 	}
-	if err := setSubreaper(); err != nil {
+	if err := reaper.Subreaper(); err != nil {
 		return err
 	}
-	stopReaper := reapSessionLeaders()
+	stopReaper := reaper.Background(20 * time.Millisecond)
 	defer stopReaper()
 	b, err := NewBench(o)
 	if err != nil {
@@ -159,15 +167,6 @@ func run(ctx context.Context, o Options) (err error) {
 			return fmt.Errorf("write %s: %w", o.Doc, err)
 		}
 		fmt.Printf("\nrecorded in %s\n", o.Doc)
-	}
-	return nil
-}
-
-// setSubreaper makes this process the reaper of orphans below it.
-func setSubreaper() error {
-	const prSetChildSubreaper = 36
-	if _, _, e := syscall.RawSyscall(syscall.SYS_PRCTL, prSetChildSubreaper, 1, 0); e != 0 {
-		return fmt.Errorf("prctl(PR_SET_CHILD_SUBREAPER): %w", e)
 	}
 	return nil
 }

@@ -28,7 +28,7 @@ func (b *Bench) selected(key string) bool {
 func (b *Bench) RunAll(ctx context.Context) ([]*Result, error) {
 	var out []*Result
 	for _, sc := range scenarios {
-		if !b.selected(sc.Key) {
+		if !b.selected(sc.Key) || (sc.Enabled != nil && !sc.Enabled(b)) {
 			continue
 		}
 		fmt.Fprintf(os.Stderr, "%-22s n=%d warmup=%d ...", sc.Title, b.Opts.N, b.Opts.Warmup)

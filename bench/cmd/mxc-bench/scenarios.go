@@ -26,6 +26,9 @@ type Scenario struct {
 	Once func(ctx context.Context, b *Bench, rt *Runtime, state any, i int) (time.Duration, error)
 	// Teardown undoes Setup. Optional.
 	Teardown func(ctx context.Context, b *Bench, rt *Runtime, state any) error
+	// Enabled says whether the scenario can run in this bench (the shim
+	// row needs a containerd). Nil means always.
+	Enabled func(b *Bench) bool
 }
 
 // ErrUnsupported marks a scenario a runtime cannot run.
