@@ -121,7 +121,11 @@ if [ "$ctd_bin" != - ] && [[ -z "${BENCH_ONLY:-}" || shim =~ ${BENCH_ONLY} ]] &&
 		# the shim finds mxc-runtime next to its resolved binary (bin/)
 		ln -s "$repo/bin/containerd-shim-mxc-v2" "$SHIM_PATH/containerd-shim-mxc-v2"
 		[ "$mxc" = "$repo/bin/mxc-runtime" ] || log "warning: the shim row runs $repo/bin/mxc-runtime, not $mxc"
-		shim_down() { PURGE=1 "$clients/containerd.sh" down >/dev/null 2>&1 || log "warning: containerd.sh down failed"; }
+		shim_down() {
+			PURGE=1 "$clients/containerd.sh" down >/dev/null 2>&1 || log "warning: containerd.sh down failed"
+			# the runtimes' state roots of the namespace, if empty (the shims' defaults)
+			rmdir /run/mxc/mxc-bench/.locks /run/mxc/mxc-bench /run/containerd/runc/mxc-bench 2>/dev/null || true
+		}
 		trap 'shim_down; rm -rf "$tmp"' EXIT
 		"$clients/make-images.sh" base >/dev/null
 		"$clients/containerd.sh" up >/dev/null

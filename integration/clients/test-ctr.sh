@@ -60,6 +60,9 @@ cleanup() {
 	rm -rf "$RT_ROOT" "$D/default-bin"
 	# the default-root check leaves its state under /run/mxc/$NS only if it failed
 	rmdir "/run/mxc/$NS/.locks" "/run/mxc/$NS" 2>/dev/null
+	# containerd's runc shim keeps its default root per namespace (empty once its tasks
+	# are gone)
+	rmdir "/run/containerd/runc/$NS" 2>/dev/null
 }
 trap cleanup EXIT
 cleanup # idempotent: whatever a killed earlier run left
