@@ -19,6 +19,7 @@ import (
 
 	"mxc.dev/mxc/audit"
 	"mxc.dev/mxc/integration/egress/lab"
+	"mxc.dev/mxc/integration/harness"
 	"mxc.dev/mxc/internal/reaper"
 	"mxc.dev/mxc/linux/egress"
 	"mxc.dev/mxc/spec"
@@ -253,36 +254,12 @@ func (c *ctr) mustBeRefused(t *testing.T, proto, addr string) {
 }
 
 func (c *ctr) events(t *testing.T, kind string) []audit.Event {
-	t.Helper()
-	evs, err := audit.ReadAll(c.cfg.AuditPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []audit.Event
-	for _, e := range evs {
-		if e.Kind == kind {
-			out = append(out, e)
-		}
-	}
-	return out
+	return harness.AuditEvents(t, c.cfg.AuditPath, kind)
 }
 
 // waitEvent polls the audit log for an event of kind matching match.
 func (c *ctr) waitEvent(t *testing.T, kind string, match func(audit.Event) bool) audit.Event {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		for _, e := range c.events(t, kind) {
-			if match(e) {
-				return e
-			}
-		}
-		if time.Now().After(deadline) {
-			evs, _ := audit.ReadAll(c.cfg.AuditPath)
-			t.Fatalf("no matching %s event; log: %+v", kind, evs)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	return harness.WaitAuditEvent(t, c.cfg.AuditPath, kind, match)
 }
 
 func nftList(t *testing.T, ns string) (string, error) {

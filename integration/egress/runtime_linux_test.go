@@ -293,35 +293,13 @@ func (c *runningCtr) outside(t *testing.T, op ...string) lab.Result {
 }
 
 func (c *runningCtr) events(t *testing.T, kind string) []audit.Event {
-	t.Helper()
-	evs, err := audit.ReadAll(filepath.Join(c.e.rt.Root, c.id, audit.FileName))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []audit.Event
-	for _, e := range evs {
-		if e.Kind == kind {
-			out = append(out, e)
-		}
-	}
-	return out
+	return harness.AuditEvents(t, c.auditPath(), kind)
 }
 
+func (c *runningCtr) auditPath() string { return filepath.Join(c.e.rt.Root, c.id, audit.FileName) }
+
 func (c *runningCtr) waitEvent(t *testing.T, kind string, match func(audit.Event) bool) audit.Event {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		for _, e := range c.events(t, kind) {
-			if match(e) {
-				return e
-			}
-		}
-		if time.Now().After(deadline) {
-			evs, _ := audit.ReadAll(filepath.Join(c.e.rt.Root, c.id, audit.FileName))
-			t.Fatalf("no matching %s event; log: %+v", kind, evs)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	return harness.WaitAuditEvent(t, c.auditPath(), kind, match)
 }
 
 func (c *runningCtr) monitorPid(t *testing.T) int {

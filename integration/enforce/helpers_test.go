@@ -71,18 +71,7 @@ func cleanupBuilds() {
 // read-only, a workspace and /tmp read-write, a secret file and a secret
 // directory denied inside allowed trees, small pids and memory limits.
 func basePolicy(tier spec.Tier) *spec.AgentPolicy {
-	return &spec.AgentPolicy{
-		APIVersion: spec.APIVersion,
-		Kind:       spec.Kind,
-		Identity:   &spec.Identity{Agent: "escape-battery"},
-		Isolation:  tier,
-		Filesystem: &spec.Filesystem{
-			ReadonlyPaths:  []string{"/bin", "/usr", "/etc"},
-			ReadwritePaths: []string{"/workspace", "/tmp"},
-			DeniedPaths:    []string{"/workspace/secret", "/etc/secret-dir"},
-		},
-		Resources: &spec.Resources{Pids: 64, Memory: 96 << 20},
-	}
+	return harness.BatteryPolicy("escape-battery", tier)
 }
 
 // agentBundle makes a busybox bundle with the probe at /bin/escape, the
@@ -105,24 +94,7 @@ func agentBundle(t *testing.T, pol *spec.AgentPolicy, args ...string) *harness.B
 		"etc/public-dir/readme":  publicText + "\n",
 		"opt/unlisted/notes.txt": "unlisted\n",
 	}
-	for name, content := range files {
-		p := filepath.Join(rootfs, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(content), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if strings.HasPrefix(name, "workspace/") {
-			// The agent's own files: what keeps it from the secret is
-			// the policy, not file ownership.
-			for d := p; d != filepath.Join(rootfs, "workspace"); d = filepath.Dir(d) {
-				if err := os.Chown(d, 1000, 1000); err != nil {
-					t.Fatal(err)
-				}
-			}
-		}
-	}
+	harness.WriteTree(t, rootfs, files, "workspace", 1000, 1000)
 	b.Spec.Root.Readonly = false
 	// The agent runs as the image's unprivileged user, owner of /workspace.
 	b.Spec.Process.User = specs.User{UID: 1000, GID: 1000}

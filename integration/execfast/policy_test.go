@@ -21,18 +21,7 @@ import (
 // rootfs's programs read-only, a workspace and /tmp read-write, a secret
 // file and directory denied, small pids and memory limits.
 func agentPolicy(tier spec.Tier) *spec.AgentPolicy {
-	return &spec.AgentPolicy{
-		APIVersion: spec.APIVersion,
-		Kind:       spec.Kind,
-		Identity:   &spec.Identity{Agent: "execfast <agent>"},
-		Isolation:  tier,
-		Filesystem: &spec.Filesystem{
-			ReadonlyPaths:  []string{"/bin", "/usr", "/etc"},
-			ReadwritePaths: []string{"/workspace", "/tmp"},
-			DeniedPaths:    []string{"/workspace/secret", "/etc/secret-dir"},
-		},
-		Resources: &spec.Resources{Pids: 64, Memory: 96 << 20},
-	}
+	return harness.BatteryPolicy("execfast <agent>", tier)
 }
 
 // agentContainer runs a busybox container with the probe at /bin/escape
@@ -47,7 +36,7 @@ func agentContainer(t *testing.T, pol *spec.AgentPolicy) (*harness.Runtime, stri
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, content := range map[string]string{
+	harness.WriteTree(t, rootfs, map[string]string{
 		"bin/escape":             string(probe),
 		"workspace/secret":       "TOPSECRET-file\n",
 		"workspace/public":       "PUBLIC\n",
@@ -55,22 +44,7 @@ func agentContainer(t *testing.T, pol *spec.AgentPolicy) (*harness.Runtime, stri
 		"etc/secret-dir/token":   "TOPSECRET-dir\n",
 		"etc/public-dir/readme":  "PUBLIC\n",
 		"opt/unlisted/notes.txt": "unlisted\n",
-	} {
-		p := filepath.Join(rootfs, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(content), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if strings.HasPrefix(name, "workspace/") {
-			for d := p; d != filepath.Join(rootfs, "workspace"); d = filepath.Dir(d) {
-				if err := os.Chown(d, 1000, 1000); err != nil {
-					t.Fatal(err)
-				}
-			}
-		}
-	}
+	}, "workspace", 1000, 1000)
 	b.Spec.Process.User = specs.User{UID: 1000, GID: 1000}
 	b.Spec.Process.Env = append(b.Spec.Process.Env, "DISPLAY=:0", "KEEP=me")
 	raw, err := json.Marshal(pol)
