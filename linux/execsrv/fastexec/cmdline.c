@@ -55,7 +55,46 @@ int mxc_parse_flag(int argc, char **argv, int *i, const char **name, size_t *nam
 	return 1;
 }
 
-static int is(const char *name, size_t n, const char *want) { return strlen(want) == n && memcmp(name, want, n) == 0; }
+int mxc_is_flag(const char *name, size_t n, const char *want) { return strlen(want) == n && memcmp(name, want, n) == 0; }
+#define is mxc_is_flag
+
+int mxc_parse_globals(int argc, char **argv, const char *verb, struct mxc_globals *g)
+{
+	memset(g, 0, sizeof *g);
+	g->logfmt = "text";
+	/* urfave/cli treats a last argument of --generate-bash-completion as
+	 * a completion request (EnableBashCompletion). */
+	if (argc < 2 || strcmp(argv[argc - 1], "--generate-bash-completion") == 0)
+		return -1;
+	int i = 1;
+	while (i < argc) {
+		const char *name = NULL, *value = NULL;
+		size_t nl = 0;
+		int r = mxc_parse_flag(argc, argv, &i, &name, &nl, &value);
+		if (r == 0)
+			break;
+		if (r != 1)
+			return -1; /* "--" before the verb, or a malformed flag */
+		if (is(name, nl, "root")) {
+			g->root = value;
+		} else if (is(name, nl, "log")) {
+			g->log = value;
+			g->nlog++;
+		} else if (is(name, nl, "log-format")) {
+			g->logfmt = value;
+		} else if (is(name, nl, "config")) {
+			g->config = value;
+			g->nconfig++;
+		} else {
+			return -1; /* --debug, --systemd-cgroup, ...: the Go CLI's */
+		}
+	}
+	if (i >= argc || strcmp(argv[i], verb) != 0)
+		return -1;
+	if (strcmp(g->logfmt, "text") != 0 && strcmp(g->logfmt, "json") != 0 && g->logfmt[0] != '\0')
+		return -1;
+	return i + 1;
+}
 
 static int add_env(struct mxc_cmdline *cl, const char *value)
 {
@@ -95,37 +134,13 @@ static int valid_id(const char *id)
 int mxc_parse_cmdline(int argc, char **argv, const char *cwd, struct mxc_cmdline *cl)
 {
 	memset(cl, 0, sizeof *cl);
-	const char *root = DEFAULT_ROOT;
-	const char *logfmt = "text";
-	/* urfave/cli treats a last argument of --generate-bash-completion as
-	 * a completion request (EnableBashCompletion). */
-	if (argc < 2 || strcmp(argv[argc - 1], "--generate-bash-completion") == 0)
-		return 0;
-	int i = 1;
-	while (i < argc) {
-		const char *name = NULL, *value = NULL;
-		size_t nl = 0;
-		int r = mxc_parse_flag(argc, argv, &i, &name, &nl, &value);
-		if (r == 0)
-			break;
-		if (r != 1)
-			goto no; /* "--" before the verb, or a malformed flag */
-		if (is(name, nl, "root"))
-			root = value;
-		else if (is(name, nl, "log"))
-			cl->log = value;
-		else if (is(name, nl, "log-format"))
-			logfmt = value;
-		else if (is(name, nl, "config"))
-			; /* the node config is read at create; exec does not use it */
-		else
-			goto no;
-	}
-	if (i >= argc || strcmp(argv[i], "exec") != 0)
+	struct mxc_globals g;
+	int i = mxc_parse_globals(argc, argv, "exec", &g);
+	if (i < 0)
 		goto no;
-	i++;
-	if (strcmp(logfmt, "text") != 0 && strcmp(logfmt, "json") != 0 && logfmt[0] != '\0')
-		goto no;
+	/* --config: the node config is read at create; exec does not use it */
+	const char *root = g.root ? g.root : DEFAULT_ROOT;
+	cl->log = g.log;
 	if (cl->log && cl->log[0] == '\0')
 		cl->log = NULL; /* --log "" logs to stderr, as without the flag */
 	int long_env = 0, short_env = 0;

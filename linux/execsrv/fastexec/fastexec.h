@@ -127,6 +127,22 @@ void mxc_server_main(int argc, char **argv) __attribute__((noreturn));
  */
 int mxc_parse_flag(int argc, char **argv, int *i, const char **name, size_t *namelen, const char **value);
 
+/* A flag's name (namelen bytes) equals want. */
+int mxc_is_flag(const char *name, size_t namelen, const char *want);
+
+/*
+ * The global flags before the verb, as the Go CLI takes them: --root,
+ * --log, --log-format (text, json or empty) and --config, the last of a
+ * repeated flag winning, with counts of --log and --config. Returns the
+ * index of the argument after verb, or -1 when argv asks for anything else
+ * (another global flag, another verb, shell completion): the Go CLI's.
+ */
+struct mxc_globals {
+	const char *root, *log, *logfmt, *config;
+	int nlog, nconfig;
+};
+int mxc_parse_globals(int argc, char **argv, const char *verb, struct mxc_globals *g);
+
 /*
  * Record files (linux/agentexec/records_linux.go): the last step's config
  * memfd and the sandbox's cached plans.

@@ -49,7 +49,7 @@
 #define MAX_POLICY (1u << 20)
 #define EXIT_SETUP 125
 
-static int is(const char *name, size_t n, const char *want) { return strlen(want) == n && memcmp(name, want, n) == 0; }
+#define is mxc_is_flag
 
 /* go_getenv is syscall.Getenv: the first entry of the name. */
 static const char *go_getenv(char **envp, const char *name, int *found)
@@ -67,35 +67,14 @@ static const char *go_getenv(char **envp, const char *name, int *found)
 int mxc_parse_sandbox_cmdline(int argc, char **argv, char **envp, struct mxc_sbcmd *c)
 {
 	memset(c, 0, sizeof *c);
-	if (argc < 2 || !strcmp(argv[argc - 1], "--generate-bash-completion"))
+	struct mxc_globals g;
+	int i = mxc_parse_globals(argc, argv, "sandbox", &g);
+	/* --root: the sandbox keeps no state under it; --log creates a file,
+	 * which is the Go CLI's to do. */
+	if (i < 0 || g.nlog > 0 || g.nconfig > 1)
 		return 0;
-	const char *config = NULL, *logfmt = "text";
-	int nconfig = 0, i = 1;
-	while (i < argc) {
-		const char *name = NULL, *value = NULL;
-		size_t nl = 0;
-		int r = mxc_parse_flag(argc, argv, &i, &name, &nl, &value);
-		if (r == 0)
-			break;
-		if (r != 1)
-			return 0;
-		if (is(name, nl, "root"))
-			; /* the sandbox keeps no state under --root */
-		else if (is(name, nl, "log-format"))
-			logfmt = value;
-		else if (is(name, nl, "config")) {
-			config = value;
-			nconfig++;
-		} else
-			return 0; /* --log creates a file, --debug logs: the Go CLI's */
-	}
-	if (i >= argc || strcmp(argv[i], "sandbox") != 0)
-		return 0;
-	i++;
-	if (strcmp(logfmt, "text") != 0 && strcmp(logfmt, "json") != 0 && logfmt[0] != '\0')
-		return 0;
-	if (nconfig > 1)
-		return 0;
+	const char *config = g.config;
+	int nconfig = g.nconfig;
 	int npolicy = 0, naudit = 0;
 	while (i < argc) {
 		const char *name = NULL, *value = NULL;
