@@ -94,7 +94,7 @@ func TestBundleOptions(t *testing.T) {
 // One shim process serves a pod: its tasks must agree on the node config.
 func TestUseNodeConfig(t *testing.T) {
 	t.Setenv(nodeConfigEnv, "")
-	s := &service{logs: map[string]string{}}
+	s := &service{followed: map[string]bool{}}
 	if err := s.useNodeConfig("/etc/mxc/a.yaml"); err != nil {
 		t.Fatal(err)
 	}

@@ -45,8 +45,8 @@ type service struct {
 	audit *auditForwarder
 
 	mu         sync.Mutex
-	nodeConfig *string           // MXC_CONFIG this shim process set; nil: not yet decided
-	logs       map[string]string // task id -> audit log path
+	nodeConfig *string         // MXC_CONFIG this shim process set; nil: not yet decided
+	followed   map[string]bool // tasks whose audit log is followed
 }
 
 func newTaskService(ctx context.Context, publisher shim.Publisher, sd shutdown.Service) (taskAPI.TTRPCTaskService, error) {
@@ -65,7 +65,7 @@ func newTaskService(ctx context.Context, publisher shim.Publisher, sd shutdown.S
 		TTRPCTaskService: inner,
 		self:             self,
 		audit:            newAuditForwarder(ctx, pub),
-		logs:             map[string]string{},
+		followed:         map[string]bool{},
 	}
 	sd.RegisterCallback(func(context.Context) error {
 		s.audit.stopAll(drainTimeout)
@@ -110,34 +110,30 @@ func (s *service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (*ta
 	}
 	path := AuditLog(o.Runc.Root, ns, r.ID)
 	s.mu.Lock()
-	s.logs[r.ID] = path
+	s.followed[r.ID] = true
 	s.mu.Unlock()
 	s.audit.start(r.ID, path)
 	return resp, nil
 }
 
-// Delete drains the task's audit log before the runtime removes its state
-// dir, then deletes; a refused delete (task still running) resumes following.
+// Delete deletes the task, then drains its audit log and stops following
+// it. The follower holds the log open, so it reads to the end of the file
+// after the runtime has removed the state dir, and every event is in by
+// then: the runtime's delete ends the container's policy monitor, the last
+// writer (an OOM event can come up to 200 ms after the init's exit).
+// A refused delete (task still running) keeps the follower.
 func (s *service) Delete(ctx context.Context, r *taskAPI.DeleteRequest) (*taskAPI.DeleteResponse, error) {
-	if r.ExecID != "" {
-		return s.TTRPCTaskService.Delete(ctx, r)
+	resp, err := s.TTRPCTaskService.Delete(ctx, r)
+	if err != nil || r.ExecID != "" {
+		return resp, err
 	}
 	s.mu.Lock()
-	path, followed := s.logs[r.ID]
+	followed := s.followed[r.ID]
+	delete(s.followed, r.ID)
 	s.mu.Unlock()
 	if followed {
 		s.audit.stop(r.ID, drainTimeout)
 	}
-	resp, err := s.TTRPCTaskService.Delete(ctx, r)
-	if err != nil {
-		if followed {
-			s.audit.start(r.ID, path)
-		}
-		return resp, err
-	}
-	s.mu.Lock()
-	delete(s.logs, r.ID)
-	s.mu.Unlock()
 	return resp, nil
 }
 
