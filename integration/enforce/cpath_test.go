@@ -275,16 +275,8 @@ func (e *sandboxEnv) planPath(t *testing.T) string {
 	return filepath.Join(sandbox.PlanDir, hex.EncodeToString(k[:]))
 }
 
-// newCachedSandboxEnv is newSandboxEnv whose plan is removed at the end.
-func newCachedSandboxEnv(t *testing.T, extra string) *sandboxEnv {
-	e := newSandboxEnv(t, extra)
-	p := e.planPath(t)
-	t.Cleanup(func() { os.Remove(p) })
-	return e
-}
-
 func TestSandboxCPathMatchesGo(t *testing.T) {
-	e := newCachedSandboxEnv(t, "")
+	e := newSandboxEnv(t, "")
 	host := hostSleeper(t)
 	pid := strconv.Itoa(host.Process.Pid)
 	// The first sandbox of a policy runs in Go and caches its plan.
@@ -344,7 +336,7 @@ func TestSandboxCPathMatchesGo(t *testing.T) {
 // TestSandboxCPathPassThrough: exit status, signals, stdio and the
 // terminal through the C path.
 func TestSandboxCPathPassThrough(t *testing.T) {
-	e := newCachedSandboxEnv(t, "")
+	e := newSandboxEnv(t, "")
 	if r := e.run(t, "true"); r.Code != 0 {
 		t.Fatalf("warm-up: %s", r)
 	}
@@ -355,7 +347,7 @@ func TestSandboxCPathPassThrough(t *testing.T) {
 // TestSandboxPlanCache: the cache holds only what root wrote for exactly
 // this policy and binary, and an edited policy is compiled again.
 func TestSandboxPlanCache(t *testing.T) {
-	e := newCachedSandboxEnv(t, "")
+	e := newSandboxEnv(t, "")
 	debug := []string{"MXC_SANDBOX_FAST_DEBUG=1"}
 	path := func(r result) string {
 		switch {
@@ -440,7 +432,7 @@ func TestSandboxPlanCache(t *testing.T) {
 	t.Run("plan of another policy", func(t *testing.T) {
 		// A valid plan, root's, under this policy's name but written for
 		// another key: refused; with the C path required, nothing runs.
-		other := newCachedSandboxEnv(t, "")
+		other := newSandboxEnv(t, "")
 		if r := other.run(t, "true"); r.Code != 0 {
 			t.Fatal(r)
 		}

@@ -64,6 +64,10 @@ filesystem:
 %s`, probe, e.outside, e.ws, filepath.Join(e.ws, ".env"), filepath.Join(e.ws, "secrets"), extraPolicy)
 	e.policy = filepath.Join(dir, "policy.yaml")
 	write(e.policy, pol)
+	// The first sandbox of a policy caches its plan in /run/mxc-sandbox;
+	// the test's policy is unique to it, so its plan goes with it.
+	plan := e.planPath(t)
+	t.Cleanup(func() { os.Remove(plan) })
 	return e
 }
 
