@@ -31,9 +31,10 @@ func Subreaper() error {
 	return nil
 }
 
-// SessionLeaders reaps every exited child of this process that leads its
-// own session.
-func SessionLeaders() {
+// children calls fn for every child of this process with the fields of its
+// /proc/PID/stat that follow the command name (state, ppid, pgrp, session,
+// ...).
+func children(fn func(pid int, f []string)) {
 	self := strconv.Itoa(os.Getpid())
 	ents, err := os.ReadDir("/proc")
 	if err != nil {
@@ -54,14 +55,49 @@ func SessionLeaders() {
 		if i < 0 {
 			continue
 		}
-		f := strings.Fields(string(data[i+1:]))
-		// state, ppid, pgrp, session
-		if len(f) < 4 || f[0] != "Z" || f[1] != self || f[3] != e.Name() {
-			continue
+		if f := strings.Fields(string(data[i+1:])); len(f) >= 4 && f[1] == self {
+			fn(pid, f)
 		}
-		var ws unix.WaitStatus
-		_, _ = unix.Wait4(pid, &ws, unix.WNOHANG, nil)
 	}
+}
+
+// SessionLeaders reaps every exited child of this process that leads its
+// own session.
+func SessionLeaders() {
+	children(func(pid int, f []string) {
+		if f[0] == "Z" && f[3] == strconv.Itoa(pid) {
+			var ws unix.WaitStatus
+			_, _ = unix.Wait4(pid, &ws, unix.WNOHANG, nil)
+		}
+	})
+}
+
+// All reaps every exited child, session leader or not. Only for callers
+// that run no os/exec command meanwhile (it would take that command's
+// status).
+func All() {
+	for {
+		var ws unix.WaitStatus
+		pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
+		if pid <= 0 || err != nil {
+			return
+		}
+	}
+}
+
+// KillAdopted SIGKILLs every child of this process (orphans re-parented to
+// it: container inits and helpers a failed run left) and reaps them. Like
+// All, only between os/exec commands.
+func KillAdopted() {
+	killed := false
+	children(func(pid int, _ []string) {
+		_ = unix.Kill(pid, unix.SIGKILL)
+		killed = true
+	})
+	if killed {
+		time.Sleep(50 * time.Millisecond)
+	}
+	All()
 }
 
 // Background reaps session leaders every interval until stop is called;

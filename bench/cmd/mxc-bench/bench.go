@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"mxc.dev/mxc/internal/reaper"
 	"mxc.dev/mxc/spec"
 )
 
@@ -208,7 +209,7 @@ func (b *Bench) Close() error {
 			}
 		}
 	}
-	killAdopted()
+	reaper.KillAdopted()
 	if b.Dir != "" {
 		if err := os.RemoveAll(b.Dir); err != nil {
 			errs = append(errs, fmt.Errorf("cleanup: %w", err))
@@ -271,47 +272,6 @@ func readPid(path string) (int, error) {
 		return 0, err
 	}
 	return strconv.Atoi(strings.TrimSpace(string(data)))
-}
-
-// reapOrphans collects exited children no exec.Cmd waits for; called only
-// between commands.
-func reapOrphans() {
-	for {
-		var ws syscall.WaitStatus
-		pid, err := syscall.Wait4(-1, &ws, syscall.WNOHANG, nil)
-		if pid <= 0 || err != nil {
-			return
-		}
-	}
-}
-
-// killAdopted SIGKILLs processes reparented to us and reaps them.
-func killAdopted() {
-	self := strconv.Itoa(os.Getpid())
-	ents, _ := os.ReadDir("/proc")
-	killed := false
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		data, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		i := bytes.LastIndexByte(data, ')')
-		if i < 0 {
-			continue
-		}
-		if f := strings.Fields(string(data[i+1:])); len(f) > 1 && f[1] == self {
-			_ = syscall.Kill(pid, syscall.SIGKILL)
-			killed = true
-		}
-	}
-	if killed {
-		time.Sleep(50 * time.Millisecond)
-	}
-	reapOrphans()
 }
 
 func loadAvg() string {

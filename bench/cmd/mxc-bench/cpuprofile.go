@@ -15,6 +15,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"mxc.dev/mxc/internal/reaper"
 )
 
 // CPU attribution of `run /bin/true`: `perf record -g` over n runs of an
@@ -200,7 +202,7 @@ func (b *Bench) CPUProfile(ctx context.Context, n, top int) error {
 	if out, err := rec.CombinedOutput(); err != nil {
 		return fmt.Errorf("perf record: %w: %s", err, bytes.TrimSpace(out))
 	}
-	reapOrphans()
+	reaper.All()
 	out, err := exec.CommandContext(ctx, perf, "script", "-i", data, "-F", "comm,ip,sym").Output()
 	if err != nil {
 		return fmt.Errorf("perf script: %w", err)

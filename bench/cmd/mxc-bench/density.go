@@ -14,6 +14,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"mxc.dev/mxc/internal/reaper"
 )
 
 // Extras are the figures that are not one timed command: the density batch
@@ -78,7 +80,7 @@ func (b *Bench) Density(ctx context.Context, n, runs int) ([]*DensityResult, err
 		for j := range b.Runtimes {
 			rt := b.Runtimes[(i+j)%len(b.Runtimes)]
 			d, phases, peak, err := b.densityBatch(ctx, rt, n, i)
-			reapOrphans()
+			reaper.All()
 			if err != nil {
 				fmt.Fprintln(os.Stderr, " failed")
 				return nil, fmt.Errorf("%s: %w", rt.Name, err)
@@ -255,7 +257,7 @@ func (b *Bench) Memory(ctx context.Context, counts []int) ([]*MemoryResult, erro
 			for _, id := range ids {
 				_, _ = rt.Exec(context.Background(), "delete", "--force", id)
 			}
-			reapOrphans()
+			reaper.All()
 		}
 		err := parallel(ctx, ids, func(id string) error {
 			if _, err := rt.Exec(ctx, "run", "--detach", "--bundle", bundle, id); err != nil {

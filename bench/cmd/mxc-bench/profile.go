@@ -15,6 +15,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"mxc.dev/mxc/internal/reaper"
 )
 
 // The profile splits one `run /bin/true` into phases, from kernel events
@@ -283,7 +285,7 @@ func (b *Bench) Profile(ctx context.Context, n int) error {
 			cmd.Stderr = &stderr
 			perr := cmd.Run()
 			cancel()
-			reapOrphans()
+			reaper.All()
 			if perr != nil {
 				return fmt.Errorf("perf trace %s: %w: %s", rt.Name, perr, bytes.TrimSpace(stderr.Bytes()))
 			}

@@ -9,6 +9,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"mxc.dev/mxc/internal/reaper"
 )
 
 // Result is one scenario's samples per runtime.
@@ -69,7 +71,7 @@ func (b *Bench) runScenario(ctx context.Context, sc *Scenario) (res *Result, err
 				err = fmt.Errorf("%s left containers behind: %v", rt.Name, left)
 			}
 		}
-		reapOrphans()
+		reaper.All()
 	}()
 	for _, rt := range b.Runtimes {
 		if sc.Setup != nil {
@@ -93,7 +95,7 @@ func (b *Bench) runScenario(ctx context.Context, sc *Scenario) (res *Result, err
 				return nil, err
 			}
 			d, err := sc.Once(ctx, b, rt, states[rt.Name], i)
-			reapOrphans()
+			reaper.All()
 			if err != nil {
 				return nil, err
 			}

@@ -28,6 +28,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"mxc.dev/mxc/internal/reaper"
 )
 
 // runtimeFlag collects -runtime name=path flags in order; the first is the
@@ -97,57 +99,6 @@ func main() {
 		os.Exit(2)
 	}
 	os.Exit(code)
-}
-
-// setSubreaper makes this process the reaper of every orphan below it:
-// containers' init processes outlive the runtime command that made them,
-// and this machine's PID 1 does not reap.
-func setSubreaper() error {
-	const prSetChildSubreaper = 36
-	if _, _, e := syscall.RawSyscall(syscall.SYS_PRCTL, prSetChildSubreaper, 1, 0); e != 0 {
-		return fmt.Errorf("prctl(PR_SET_CHILD_SUBREAPER): %w", e)
-	}
-	return nil
-}
-
-// reapOrphans collects every exited child that no exec.Cmd waits for.
-// Called only between commands, when no exec.Cmd of ours is running.
-func reapOrphans() {
-	for {
-		var ws syscall.WaitStatus
-		pid, err := syscall.Wait4(-1, &ws, syscall.WNOHANG, nil)
-		if pid <= 0 || err != nil {
-			return
-		}
-	}
-}
-
-// killAdopted SIGKILLs processes that were reparented to us (orphans of
-// the programs and runtimes we started) and reaps them.
-func killAdopted() {
-	self := os.Getpid()
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		data, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		// The comm field may hold spaces; the ppid is the second field after ")".
-		i := bytes.LastIndexByte(data, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(string(data[i+1:]))
-		if len(f) > 1 && f[1] == strconv.Itoa(self) {
-			_ = syscall.Kill(pid, syscall.SIGKILL)
-		}
-	}
-	time.Sleep(50 * time.Millisecond)
-	reapOrphans()
 }
 
 // point is one TAP test point.
@@ -257,7 +208,7 @@ func parseTAP(out []byte) (pts []point, plan int) {
 }
 
 func run(c config) (int, error) {
-	if err := setSubreaper(); err != nil {
+	if err := reaper.Subreaper(); err != nil {
 		return 0, err
 	}
 	programs, err := listPrograms(c)
@@ -296,7 +247,7 @@ func run(c config) (int, error) {
 			cleanupState(c.runtimes[i].Bin, roots[i])
 			_ = os.RemoveAll(roots[i])
 		}
-		killAdopted()
+		reaper.KillAdopted()
 	}()
 
 	results := make(map[string][]*result) // program -> one per runtime
@@ -402,7 +353,7 @@ func runOne(c config, prog, rtName, wrapper string) *result {
 		r.ExitCode = -1
 		stderr.WriteString(err.Error())
 	}
-	reapOrphans()
+	reaper.All()
 	_ = os.WriteFile(filepath.Join(dir, "tap.txt"), stdout.Bytes(), 0o644)
 	_ = os.WriteFile(filepath.Join(dir, "stderr.txt"), stderr.Bytes(), 0o644)
 	r.Stderr = stderr.String()
@@ -437,7 +388,7 @@ func cleanupState(bin, root string) {
 			fmt.Fprintf(os.Stderr, "cleanup: %s delete --force %s: %v: %s\n", filepath.Base(bin), e.Name(), err, bytes.TrimSpace(out))
 		}
 	}
-	reapOrphans()
+	reaper.All()
 }
 
 // cleanupHost removes what the suite leaves on the host: mounts under the
