@@ -47,6 +47,8 @@ var (
 	crun        = flag.String("crun", "crun", "crun binary (empty: no crun row)")
 	busybox     = flag.String("busybox", "/bin/busybox", "static busybox for the container rootfs")
 	agentPolicy = flag.String("agent-policy", "examples/policies/coding-agent.yaml", "the coding-agent policy (issue 8 row)")
+	onlyRows    = flag.String("rows", "", "comma-separated run rows to time (plain is always timed; the sandbox table is left out): "+
+		"files, files-go, process-nonet, process-nonet-go, session-nonet, process, session, coding-agent, crun")
 )
 
 // command is one timed command line and its extra environment.
@@ -83,10 +85,12 @@ func run() error {
 	defer os.RemoveAll(work)
 
 	fmt.Printf("mxc enforcement benchmark: medians of %d interleaved runs\n\n", *runs)
-	if err := benchSandbox(bin, work); err != nil {
-		return err
+	if *onlyRows == "" {
+		if err := benchSandbox(bin, work); err != nil {
+			return err
+		}
+		fmt.Println()
 	}
-	fmt.Println()
 	return benchRun(bin, work)
 }
 
@@ -365,6 +369,24 @@ func benchRun(bin, work string) error {
 		bundles["crun"] = cb
 		rows = append(rows, runRow{name: "crun", label: "crun, no policy", bundle: "crun", crun: true})
 	}
+	if *onlyRows != "" {
+		keep := map[string]bool{"plain": true}
+		for _, r := range strings.Split(*onlyRows, ",") {
+			keep[strings.TrimSpace(r)] = true
+		}
+		var kept []runRow
+		for _, row := range rows {
+			if keep[row.name] {
+				kept = append(kept, row)
+				delete(keep, row.name)
+			}
+		}
+		delete(keep, "plain")
+		for r := range keep {
+			return fmt.Errorf("-rows: no row %q", r)
+		}
+		rows = kept
+	}
 	n := 0
 	// Each run needs a fresh id; rebuild the command lines every round.
 	all := map[string][]time.Duration{}
@@ -402,9 +424,12 @@ func benchRun(bin, work string) error {
 		fmt.Printf("  %-50s %s  %+6.1f%%\n", row.label, ms(m), 100*(float64(m)/float64(plain)-1))
 	}
 	fmt.Println("  (percentages against `no policy`; target for a full agent policy <= +15%)")
-	if *crun != "" {
+	if len(all["crun"]) > 0 && len(all["coding-agent"]) > 0 {
 		fmt.Printf("  %-50s %7.2fx  (issue 8 item 1: target <= 1.00x)\n", "coding-agent mxc / crun without policy",
 			float64(median(all["coding-agent"]))/float64(median(all["crun"])))
+	}
+	if *onlyRows != "" {
+		return nil
 	}
 	return monitorRSS(bin, root, node, bundles["process-nonet"])
 }

@@ -83,6 +83,7 @@ type Bench struct {
 	agentPolicy map[string]string
 	started     time.Time
 	loadAvg     [2]string // at start and end
+	attach      string    // the cgroup attach probe (attach.go)
 }
 
 // NewBench makes the scratch dir, the busybox rootfs and a state root per
@@ -100,6 +101,8 @@ func NewBench(o Options) (*Bench, error) {
 	}
 	b := &Bench{Opts: o, Runtimes: o.Runtimes, Dir: dir, bundles: map[string]string{}, started: time.Now()}
 	b.loadAvg[0] = loadAvg()
+	b.attach = attachProbeText()
+	fmt.Fprintf(os.Stderr, "cgroup attach on this host: %s\n", b.attach)
 	fail := func(err error) (*Bench, error) {
 		_ = b.Close()
 		return nil, err

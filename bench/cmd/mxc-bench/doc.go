@@ -184,6 +184,7 @@ func (b *Bench) Record(path string, res []*Result, t Table, extra *Extras) error
 	fmt.Fprintf(&sec, "### %s UTC, %d runs%s\n\n", now.Format("2006-01-02 15:04"), b.Opts.N, labelSuffix(b.Opts.Label))
 	fmt.Fprintf(&sec, "- machine: %s\n", m)
 	fmt.Fprintf(&sec, "- load average at start / end: %s / %s\n", b.loadAvg[0], b.loadAvg[1])
+	fmt.Fprintf(&sec, "- cgroup attach at start: %s\n", b.attach)
 	for _, rt := range b.Runtimes {
 		fmt.Fprintf(&sec, "- %s: `%s` %s\n", rt.Name, rt.Bin, rt.Version)
 	}

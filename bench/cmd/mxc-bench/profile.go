@@ -375,6 +375,7 @@ func (b *Bench) Profile(ctx context.Context, n int) error {
 	fmt.Fprintf(&sec, "### %s UTC: `run /bin/true`, %d traced runs per runtime\n\n", now.Format("2006-01-02 15:04"), n)
 	fmt.Fprintf(&sec, "- machine: %s\n", hostMachine())
 	fmt.Fprintf(&sec, "- load average at start / end: %s / %s\n", b.loadAvg[0], b.loadAvg[1])
+	fmt.Fprintf(&sec, "- cgroup attach at start: %s\n", b.attach)
 	for _, rt := range b.Runtimes {
 		fmt.Fprintf(&sec, "- %s: `%s` %s\n", rt.Name, rt.Bin, rt.Version)
 	}
