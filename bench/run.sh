@@ -23,11 +23,14 @@
 #   BENCH_DENSITY containers in the density batch (default 100)
 #   BENCH_DOC     where to record (default docs/benchmarks.md; "-": nowhere)
 #   BENCH_PROFILE=N  instead of the table, profile `run /bin/true` with
-#                 perf trace over N runs per runtime (needs linux-perf) and
-#                 record the phase breakdown
+#                 perf trace over N runs per runtime, and for mxc also with
+#                 the coding-agent policy (needs linux-perf), and record the
+#                 phase breakdown
 #   BENCH_CPU_PROFILE=N  instead of the table, attribute mxc's CPU time in
 #                 `run /bin/true` to functions (perf record over N runs of an
-#                 unstripped build of the same tree; printed, not recorded)
+#                 unstripped build of the same tree; printed, not recorded);
+#                 with BENCH_CPU_PROFILE_POLICY=1 the bundle carries the
+#                 coding-agent policy (the C last step shows as process "3")
 #
 # Needs root. Cleans every container, state root and bundle it made, also
 # on failure.
@@ -63,7 +66,9 @@ if [ -n "${BENCH_CPU_PROFILE:-}" ]; then
 	log "building an unstripped mxc-runtime"
 	(cd "$repo" && go build -trimpath -tags "seccomp netgo osusergo" -ldflags "-extldflags -static" -o "$tmp/mxc-runtime" ./cmd/mxc-runtime)
 	(cd "$repo" && go build -o "$tmp/mxc-bench" ./bench/cmd/mxc-bench)
-	"$tmp/mxc-bench" -runtime "mxc=$tmp/mxc-runtime" -cpu-profile "$BENCH_CPU_PROFILE"
+	policy=()
+	[ "${BENCH_CPU_PROFILE_POLICY:-}" = 1 ] && policy=(-cpu-profile-policy)
+	"$tmp/mxc-bench" -runtime "mxc=$tmp/mxc-runtime" -cpu-profile "$BENCH_CPU_PROFILE" "${policy[@]}"
 	exit
 fi
 

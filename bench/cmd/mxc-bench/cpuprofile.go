@@ -175,6 +175,9 @@ func (b *Bench) CPUProfile(ctx context.Context, n, top int) error {
 		return err
 	}
 	bundle, err := b.Bundle("/bin/true")
+	if b.Opts.CPUPolicy {
+		bundle, err = b.AgentBundle("/bin/true")
+	}
 	if err != nil {
 		return err
 	}
@@ -222,7 +225,7 @@ func (b *Bench) CPUProfile(ctx context.Context, n, top int) error {
 			fmt.Fprintf(&md, "| %s | %.1f |\n", c, perRun(total[c]))
 		}
 	}
-	for _, c := range []string{commName(rt.Bin), "runc:[2:INIT]"} {
+	for _, c := range []string{commName(rt.Bin), "runc:[2:INIT]", "3"} {
 		m := byFunc[c]
 		if len(m) == 0 {
 			continue

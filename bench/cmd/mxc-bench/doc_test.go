@@ -144,6 +144,23 @@ func TestSplitPhases(t *testing.T) {
 	if !br.ok || br.phase["reexec"] < 0.3-1e-9 || br.phase["reexec"] > 0.3+1e-9 || br.phase["cgroups"] < 7.2-1e-9 || br.phase["cgroups"] > 7.2+1e-9 {
 		t.Errorf("runc-style re-exec: %+v", br.phase)
 	}
+	// With a policy: the id-mapped rootfs' user namespace helper and the
+	// policy monitor are exec'd (and the monitor starts threads) before the
+	// init; the init execs mxc's last step, then /bin/true.
+	policy := strings.Replace(perfSample, "    10.500 (", `     4.000 (         ): exe/105 sched:sched_process_exec(filename: "/proc/self/exe", pid: 105 (exe), old_pid: 105 (exe))
+     4.100 (         ): exe/105 sched:sched_process_exit(comm: "exe", pid: 105 (exe), prio: 120, group_dead: 1)
+     6.000 (         ): mxc-runtime/106 sched:sched_process_exec(filename: "/usr/bin/mxc-runtime", pid: 106 (mxc-runtime), old_pid: 106 (mxc-runtime))
+     7.000 (         ): mxc-runtime/106 sched:sched_process_fork(parent_comm: "mxc-runtime", parent_pid: 106 (mxc-runtime), child_comm: "mxc-runtime", child_pid: 107 (mxc-runtime))
+    10.500 (`, 1)
+	policy = strings.Replace(policy, "    41.000 (", `    39.000 (         ): 3/112 sched:sched_process_exec(filename: "/proc/self/fd/3", pid: 112 (3), old_pid: 112 (3))
+    41.000 (`, 1)
+	bp := splitPhases(parsePerf([]byte(policy)), "/bin/true", "mxc-runtime")
+	if !bp.ok || bp.phase["setup"] != 10.5 || bp.phase["setup.monitor"] != 6 || bp.phase["finish.agent"] != 2 || bp.phase["cgroups"] != 7.5 {
+		t.Errorf("with a policy: %+v", bp.phase)
+	}
+	if _, found := b.phase["finish.agent"]; found {
+		t.Error("no last step in the plain sample, yet a finish.agent phase")
+	}
 	// A runtime without an init re-exec (crun) gets the total only.
 	crun := splitPhases(parsePerf([]byte(`     0.000 crun/5 sched:sched_process_exec(filename: "/usr/bin/crun", pid: 5 (crun), old_pid: 5 (crun))
      3.000 true/6 sched:sched_process_exec(filename: "/bin/true", pid: 6 (true), old_pid: 6 (true))

@@ -56,6 +56,7 @@ type Options struct {
 	Profile   int    // >0: profile mode with that many traced runs
 	ParsePerf string // print the phases of one saved `perf trace` output
 	CPUProf   int    // >0: CPU attribution (perf record) over that many runs of the subject
+	CPUPolicy bool   // CPUProf with the agent policy in the bundle
 	// AgentPolicy is the policy mxc runs with in the policy rows.
 	AgentPolicy string
 	// Density is the number of containers of the density batch; DensityRuns
@@ -77,6 +78,7 @@ func main() {
 	flag.StringVar(&o.Work, "work", "/run", "where the scratch dir (bundle, state roots) is made; tmpfs preferred")
 	flag.IntVar(&o.Profile, "profile", 0, "profile `run /bin/true` with perf trace over this many runs instead of benchmarking")
 	flag.IntVar(&o.CPUProf, "cpu-profile", 0, "attribute the CPU time of `run /bin/true` of the first runtime (an unstripped build) to functions, with perf record over this many runs")
+	flag.BoolVar(&o.CPUPolicy, "cpu-profile-policy", false, "with -cpu-profile: the bundle carries the -agent-policy policy")
 	flag.StringVar(&o.ParsePerf, "parse-perf", "", "print the phases found in a saved `perf trace -o` file of one `run /bin/true` (debugging the profile)")
 	flag.StringVar(&o.AgentPolicy, "agent-policy", "examples/policies/coding-agent.yaml", "policy mxc runs with in the policy rows, the density batch and the memory figures")
 	flag.IntVar(&o.Density, "density", 100, "containers in the density batch")

@@ -46,12 +46,14 @@ var phases = []phase{
 	{"setup", "runtime start-up → init exec: Go start-up, CLI, spec, state dir and lock, init binary clone, fork+exec"},
 	{"setup.pre", "… of which: start-up → first fsopen (Go start-up, CLI, spec, lock, cgroup discovery, state dir)"},
 	{"setup.clone", "… of which: first fsopen → init exec (exeseal: overlay mount sealing the binary, fork+exec)"},
+	{"setup.monitor", "… of which, with a policy: start-up → policy monitor exec (CLI, spec, policy, session tier's id-mapped rootfs)"},
 	{"reexec", "init binary clone inside the init (runc 1.1: memfd copy + second exec)"},
 	{"cgroups", "init exec → nsexec fork: parent creates cgroups and moves the init in (init waits for bootstrap data)"},
 	{"nsexec", "nsexec (C): clone + unshare of the namespaces, stage 0 exits"},
 	{"initgo", "init Go start-up + config from parent → first mount"},
 	{"mounts", "rootfs mounts (/proc, /dev, /sys, cgroup fs, devices) → pivot_root"},
 	{"finish", "pivot_root → exec: masked/read-only paths, caps, rlimits, sync with parent, exec fifo"},
+	{"finish.agent", "… of which: mxc's last step (agent-exec: Landlock, seccomp filters, exec), with a policy"},
 	{"true", "/bin/true runs"},
 	{"teardown", "/bin/true exit → runtime exit: wait, destroy cgroups, state"},
 	{"total", "total under perf"},
@@ -158,19 +160,28 @@ func splitPhases(evs []event, target, parentComm string) breakdown {
 	}
 	b.phase["total"] = tEnd - start.ts
 	tgt, ok1 := find(0, func(e event) bool { return e.kind == "exec" && e.filename == target })
-	ini, ok2 := find(0, func(e event) bool { return e.kind == "exec" && e.pid != root && e.filename != target })
-	if !ok1 || !ok2 || ini.ts > tgt.ts {
+	// The init is the process nsexec names runc:[0:PARENT] (comm, 15
+	// bytes) before its first fork; with a policy, mxc execs other helpers
+	// (the policy monitor, the id-mapped rootfs' user namespace) before it.
+	nsFork, ok3 := find(0, func(e event) bool { return e.kind == "fork" && strings.HasPrefix(e.comm, "runc:[0:PARENT") })
+	if !ok1 || !ok3 || nsFork.ts > tgt.ts {
 		return b
 	}
 	// runc 1.1 copies itself into a memfd inside the init and execs again:
 	// the cgroup phase starts at the last exec of the init before it forks.
-	last := ini
+	var ini, last event
+	ok2 := false
 	for _, e := range evs {
-		if e.kind == "exec" && e.pid == ini.pid && e.ts > last.ts && e.ts < tgt.ts {
+		if e.kind == "exec" && e.pid == nsFork.pid && e.ts < nsFork.ts {
+			if !ok2 {
+				ini, ok2 = e, true
+			}
 			last = e
 		}
 	}
-	nsFork, ok3 := find(last.ts, func(e event) bool { return e.kind == "fork" && e.parent == ini.pid })
+	if !ok2 {
+		return b
+	}
 	nsDone, ok4 := find(nsFork.ts, func(e event) bool { return e.kind == "exit" && e.pid == ini.pid })
 	mnt0, ok5 := find(nsDone.ts, func(e event) bool { return e.kind == "mount" && e.pid == tgt.pid })
 	pivot, ok6 := find(mnt0.ts, func(e event) bool { return e.kind == "pivot_root" && e.pid == tgt.pid })
@@ -192,6 +203,14 @@ func splitPhases(evs []event, target, parentComm string) breakdown {
 	b.phase["initgo"] = mnt0.ts - nsDone.ts
 	b.phase["mounts"] = pivot.ts - mnt0.ts
 	b.phase["finish"] = tgt.ts - pivot.ts
+	if ag, ok := find(pivot.ts, func(e event) bool { return e.kind == "exec" && e.pid == tgt.pid }); ok && ag.ts < tgt.ts {
+		b.phase["finish.agent"] = tgt.ts - ag.ts
+	}
+	if mon, ok := find(0, func(e event) bool {
+		return e.kind == "exec" && e.pid != root && e.pid != ini.pid && commName(e.filename) == parentComm
+	}); ok && mon.ts < ini.ts {
+		b.phase["setup.monitor"] = mon.ts - start.ts
+	}
 	b.phase["true"] = tExit.ts - tgt.ts
 	b.phase["teardown"] = tEnd - tExit.ts
 	for _, e := range evs {
@@ -248,15 +267,42 @@ func (b *Bench) Profile(ctx context.Context, n int) error {
 		mkdirs, mounts     []float64
 		cgWrite, cgSlowest []float64
 	}
-	accs := map[string]*acc{}
+	// One column per runtime, plus mxc with the coding-agent policy: the
+	// difference between the two mxc columns is where the policy's cost
+	// lands (issue 8, item 1).
+	type column struct {
+		name   string
+		rt     *Runtime
+		bundle string
+	}
+	var cols []column
 	for _, rt := range b.Runtimes {
-		accs[rt.Name] = &acc{}
+		cols = append(cols, column{rt.Name, rt, bundle})
+	}
+	for _, rt := range b.Runtimes {
+		if rt.Name != "mxc" {
+			continue
+		}
+		ab, err := b.AgentBundle("/bin/true")
+		if err != nil {
+			return err
+		}
+		cols = append(cols, column{"mxc, coding-agent policy", rt, ab})
+	}
+	accs := map[string]*acc{}
+	for _, c := range cols {
+		accs[c.name] = &acc{}
 	}
 	total := n + 2 // two warm-ups
 	for i := 0; i < total; i++ {
-		for j := range b.Runtimes {
-			rt := b.Runtimes[(i+j)%len(b.Runtimes)]
-			a := accs[rt.Name]
+		for j := range cols {
+			col := cols[(i+j)%len(cols)]
+			rt, bundle := col.rt, col.bundle
+			key := "plain"
+			if col.name != rt.Name {
+				key = "agent"
+			}
+			a := accs[col.name]
 			if err := ctx.Err(); err != nil {
 				return err
 			}
@@ -269,13 +315,13 @@ func (b *Bench) Profile(ctx context.Context, n int) error {
 			if verr != nil {
 				return fmt.Errorf("%s --version: %w", rt.Name, verr)
 			}
-			dp, err := rt.Exec(ctx, "run", "--bundle", bundle, containerID(rt, "plain", i))
+			dp, err := rt.Exec(ctx, "run", "--bundle", bundle, containerID(rt, key, i))
 			if err != nil {
 				return err
 			}
 			// Traced.
-			id := containerID(rt, "prof", i)
-			out := filepath.Join(traces, rt.Name+"-"+strconv.Itoa(i))
+			id := containerID(rt, "prof-"+key, i)
+			out := filepath.Join(traces, rt.Name+"-"+key+"-"+strconv.Itoa(i))
 			pctx, cancel := context.WithTimeout(ctx, cmdTimeout)
 			args := append([]string{"trace", "-f", "-o", out}, perfEvents...)
 			args = append(args, "--", rt.Bin, "--root", rt.Root, "run", "--bundle", bundle, id)
@@ -320,18 +366,18 @@ func (b *Bench) Profile(ctx context.Context, n int) error {
 	// which that phase was found).
 	var md strings.Builder
 	md.WriteString("| phase (median ms) |")
-	for _, rt := range b.Runtimes {
-		md.WriteString(" " + rt.Name + " |")
+	for _, c := range cols {
+		md.WriteString(" " + c.name + " |")
 	}
 	md.WriteString("\n|---|")
-	for range b.Runtimes {
+	for range cols {
 		md.WriteString("---:|")
 	}
 	md.WriteString("\n")
 	row := func(title string, val func(a *acc) string) {
 		md.WriteString("| " + title + " |")
-		for _, rt := range b.Runtimes {
-			md.WriteString(" " + val(accs[rt.Name]) + " |")
+		for _, c := range cols {
+			md.WriteString(" " + val(accs[c.name]) + " |")
 		}
 		md.WriteString("\n")
 	}
@@ -372,14 +418,18 @@ func (b *Bench) Profile(ctx context.Context, n int) error {
 	}
 	now := time.Now().UTC()
 	var sec strings.Builder
-	fmt.Fprintf(&sec, "### %s UTC: `run /bin/true`, %d traced runs per runtime\n\n", now.Format("2006-01-02 15:04"), n)
+	fmt.Fprintf(&sec, "### %s UTC: `run /bin/true`, %d traced runs per column\n\n", now.Format("2006-01-02 15:04"), n)
 	fmt.Fprintf(&sec, "- machine: %s\n", hostMachine())
 	fmt.Fprintf(&sec, "- load average at start / end: %s / %s\n", b.loadAvg[0], b.loadAvg[1])
 	fmt.Fprintf(&sec, "- cgroup attach at start: %s\n", b.attach)
 	for _, rt := range b.Runtimes {
 		fmt.Fprintf(&sec, "- %s: `%s` %s\n", rt.Name, rt.Bin, rt.Version)
 	}
-	fmt.Fprintf(&sec, "- `perf trace %s` around each `run`; phase boundaries as in bench/cmd/mxc-bench/profile.go\n\n", strings.Join(perfEvents, " "))
+	fmt.Fprintf(&sec, "- `perf trace %s` around each `run`; phase boundaries as in bench/cmd/mxc-bench/profile.go\n", strings.Join(perfEvents, " "))
+	if len(cols) > len(b.Runtimes) {
+		fmt.Fprintf(&sec, "- mxc, coding-agent policy: the same `run /bin/true` with %s in io.mxc.policy (session tier, Landlock, seccomp, egress allow list with its DNS gate, monitor); the other columns without any policy\n", b.Opts.AgentPolicy)
+	}
+	sec.WriteString("\n")
 	sec.WriteString(md.String())
 	sec.WriteString("\n")
 	doc, err := readDoc(b.Opts.Doc)
