@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	osexec "os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -158,6 +159,31 @@ func TestMicroVMRefused(t *testing.T) {
 	escapeBinary(t)
 	b := agentBundle(t, basePolicy(spec.TierMicroVM), "true")
 	createFails(t, r, b, "microvm", "virtual-machine backend")
+}
+
+// TestDynamicRuntimeRefused: a dynamically linked mxc-runtime cannot run
+// the agent's last step inside a container (its interpreter resolves in the
+// container's rootfs), so a policy is refused at create with the reason and
+// nothing is left, rather than every process failing with ENOENT.
+func TestDynamicRuntimeRefused(t *testing.T) {
+	r := harness.NewRuntime(t)
+	escapeBinary(t)
+	dyn := filepath.Join(t.TempDir(), "mxc-runtime")
+	// The Makefile's flags but its static linking, so that only the link
+	// is new to the build cache.
+	cmd := osexec.Command("go", "build", "-trimpath", "-tags", "seccomp netgo osusergo urfave_cli_no_docs", "-o", dyn, "./cmd/mxc-runtime")
+	cmd.Dir = harness.RepoRoot()
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build a dynamically linked mxc-runtime: %v\n%s", err, out)
+	}
+	r.Bin = dyn
+	b := agentBundle(t, basePolicy(spec.TierProcess), "true")
+	createFails(t, r, b, "dynamically linked", "make build")
+	// Without a policy the same binary runs the container as runc would.
+	plain := harness.NewBundle(t, "true")
+	if res := r.Run("run", "--bundle", plain.Dir, newID("dynamic-plain")); res.Err != nil {
+		t.Errorf("run without a policy: %v\n%s", res.Err, res.Stderr)
+	}
 }
 
 func TestSeccompListenerRefused(t *testing.T) {

@@ -5,6 +5,7 @@ package agentexec
 import (
 	"io"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -162,5 +163,33 @@ func TestWrapExe(t *testing.T) {
 	link, _ := os.Readlink("/proc/self/fd/" + itoa(int(p.ExtraFiles[1].Fd())))
 	if !strings.HasPrefix(link, "/memfd:"+ExeMemfdName) {
 		t.Errorf("placeholder is %q", link)
+	}
+}
+
+func TestInterpreterOf(t *testing.T) {
+	for _, tc := range []struct {
+		path    string
+		dynamic bool
+	}{
+		{"/bin/busybox", false}, // busybox-static
+		{"/bin/sh", true},       // dash, dynamically linked
+	} {
+		if _, err := os.Stat(tc.path); err != nil {
+			t.Skipf("%s: %v", tc.path, err)
+		}
+		interp, err := interpreterOf(tc.path)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.path, err)
+		}
+		if got := interp != ""; got != tc.dynamic {
+			t.Errorf("%s: interpreter %q, want dynamic=%v", tc.path, interp, tc.dynamic)
+		}
+	}
+	notELF := filepath.Join(t.TempDir(), "script")
+	if err := os.WriteFile(notELF, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := interpreterOf(notELF); err == nil {
+		t.Error("not an ELF file: want an error")
 	}
 }

@@ -352,6 +352,10 @@ func (r *Runtime) StartExecServer(id string) (retErr error) {
 		_ = execsrv.MarkUnavailable(stateDir, err.Error())
 		return fmt.Errorf("container %q has no exec fast path: %w", id, err)
 	}
+	// The server is this binary, run inside the container.
+	if err := agentexec.CheckStatic(); err != nil {
+		return unavailable(err)
+	}
 	if sc := c.Config().Seccomp; sc != nil {
 		// A notify filter's listener belongs to one process: the
 		// processes the server starts would share the server's.

@@ -269,6 +269,10 @@ func loadState(stateDir string) (*state, error) {
 
 // PrepareProcess implements container.PolicyEngine.
 func (e *Engine) PrepareProcess(p *libcontainer.Process, eff *spec.Effective, cc *container.CreateContext) error {
+	// The last step runs this binary inside the container.
+	if err := agentexec.CheckStatic(); err != nil {
+		return err
+	}
 	var st *state
 	if p.Init {
 		e.mu.Lock()
