@@ -9,6 +9,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"mxc.dev/mxc/linux/agentexec"
+	"mxc.dev/mxc/linux/cgwarm"
 )
 
 const defaultRoot = "/run/mxc"
@@ -22,6 +23,9 @@ func init() {
 		agentexec.FixupInitFDs()
 		libcontainer.Init()
 	}
+	// create and run: let the kernel's cgroup attach wait elapse while the
+	// runtime starts up (see package cgwarm).
+	cgwarm.Start(os.Args)
 }
 
 func beforeOS(*cli.Context) error { return nil }

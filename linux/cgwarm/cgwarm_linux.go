@@ -1,0 +1,103 @@
+package cgwarm
+
+import (
+	"bufio"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// Start starts the no-op attach in the background when args (the runtime's
+// command line) name a verb that moves a process into cgroups: create and
+// run. exec is left out: it usually goes through the container's exec
+// server, which attaches nothing, and a warm-up there would only hold
+// cgroup_mutex for a grace period on every command.
+func Start(args []string) {
+	if os.Getenv("MXC_CGROUP_PREWARM") == "0" || !attaches(args) {
+		return
+	}
+	path := ownProcsFile()
+	if path == "" {
+		return
+	}
+	go func() {
+		f, err := os.OpenFile(path, os.O_WRONLY, 0)
+		if err != nil {
+			return // no access (rootless, read-only cgroupfs): nothing to warm
+		}
+		_, _ = f.WriteString(strconv.Itoa(os.Getpid()))
+		_ = f.Close()
+	}()
+}
+
+// globalsWithValue are mxc-runtime's global flags that take a value as the
+// next argument (see cmd/mxc-runtime/main.go).
+var globalsWithValue = map[string]bool{
+	"--log": true, "--log-format": true, "--root": true, "--rootless": true, "--config": true,
+	"-log": true, "-log-format": true, "-root": true, "-rootless": true, "-config": true,
+}
+
+// attaches reports whether the verb in args is create or run.
+func attaches(args []string) bool {
+	for i := 1; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			return false
+		}
+		if strings.HasPrefix(a, "-") {
+			if globalsWithValue[a] {
+				i++
+			}
+			continue
+		}
+		return a == "create" || a == "run"
+	}
+	return false
+}
+
+// ownProcsFile returns the cgroup.procs file of the cgroup this process is
+// in, in a hierarchy without controllers where there is one (cgroup2 on a
+// hybrid host: the lock is global, so any hierarchy warms it), else in the
+// first v1 hierarchy mounted at /sys/fs/cgroup/<name>. "" if none is found.
+func ownProcsFile() string {
+	f, err := os.Open("/proc/self/cgroup")
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	var v1 []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		// hierarchy-ID:controller-list:cgroup-path
+		parts := strings.SplitN(sc.Text(), ":", 3)
+		if len(parts) != 3 || !strings.HasPrefix(parts[2], "/") {
+			continue
+		}
+		if parts[0] == "0" && parts[1] == "" {
+			for _, mnt := range []string{"/sys/fs/cgroup/unified", "/sys/fs/cgroup"} {
+				p := filepath.Join(mnt, parts[2], "cgroup.procs")
+				if isCgroup2(mnt) && exists(p) {
+					return p
+				}
+			}
+			continue
+		}
+		for _, c := range strings.Split(parts[1], ",") {
+			if c != "" && !strings.HasPrefix(c, "name=") {
+				v1 = append(v1, filepath.Join("/sys/fs/cgroup", c, parts[2], "cgroup.procs"))
+			}
+		}
+	}
+	for _, p := range v1 {
+		if exists(p) {
+			return p
+		}
+	}
+	return ""
+}
+
+func exists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}

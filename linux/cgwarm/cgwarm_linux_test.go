@@ -1,0 +1,41 @@
+package cgwarm
+
+import (
+	"os"
+	"testing"
+)
+
+func TestAttaches(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want bool
+	}{
+		{[]string{"mxc-runtime", "run", "--bundle", "b", "id"}, true},
+		{[]string{"mxc-runtime", "--root", "/run/x", "--log", "f", "create", "id"}, true},
+		{[]string{"mxc-runtime", "--root=/run/x", "--debug", "run", "id"}, true},
+		{[]string{"mxc-runtime", "--root", "run", "state", "id"}, false}, // "run" is --root's value
+		{[]string{"mxc-runtime", "exec", "id", "true"}, false},
+		{[]string{"mxc-runtime", "start", "run"}, false},
+		{[]string{"mxc-runtime", "--version"}, false},
+		{[]string{"mxc-runtime"}, false},
+		{[]string{"mxc-runtime", "--", "run"}, false},
+	} {
+		if got := attaches(tc.args); got != tc.want {
+			t.Errorf("attaches(%q) = %v, want %v", tc.args, got, tc.want)
+		}
+	}
+}
+
+func TestOwnProcsFile(t *testing.T) {
+	p := ownProcsFile()
+	if _, err := os.Stat("/sys/fs/cgroup"); err != nil {
+		t.Skip("no /sys/fs/cgroup")
+	}
+	if p == "" {
+		t.Fatal("no cgroup.procs found for this process")
+	}
+	if _, err := os.Stat(p); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("warms through %s", p)
+}
