@@ -8,10 +8,12 @@
 //
 // One sample: start a child, then move it into a scratch cgroup with a
 // write to cgroup.procs and time that write. "cold": nothing attached for
-// -gap before. "warm": a no-op attach of this process's own pid into its
-// own cgroup is started in the background, -lead before the real attach,
-// as mxc-runtime does at start-up (it measured ~7 ms ahead of the init's
-// attach in `mxc-runtime run`).
+// -gap before. "warm": mxc-runtime's warm-up write itself (cgwarm.Warm:
+// this process's own pid into its own cgroup; the cgroup.procs path is
+// looked up once beforehand, which under TCG would take milliseconds
+// that it does not take on hardware) is started in the background,
+// -lead before the real attach, as mxc-runtime does at start-up (it
+// measured ~7 ms ahead of the init's attach in `mxc-runtime run`).
 //
 //	coldattach -n 10 -lead 7ms -cgroup /sys/fs/cgroup/pids
 package main
@@ -20,12 +22,13 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
+
+	"mxc.dev/mxc/bench/internal/cgattach"
+	"mxc.dev/mxc/linux/cgwarm"
 )
 
 func main() {
@@ -40,11 +43,16 @@ func main() {
 		os.Exit(1)
 	}
 	defer os.Remove(dir)
+	own := cgwarm.ProcsFile()
+	if own == "" {
+		fmt.Fprintln(os.Stderr, "coldattach: no cgroup.procs of our own cgroup found")
+		os.Exit(1)
+	}
 	res := map[string][]float64{}
 	for i := 0; i < *n; i++ {
 		for _, mode := range []string{"cold", "warm"} {
 			time.Sleep(*gap)
-			d, err := sample(dir, filepath.Join(*hier, "cgroup.procs"), mode == "warm", *lead)
+			d, err := sample(dir, own, mode == "warm", *lead)
 			if err != nil {
 				fmt.Fprintln(os.Stderr, "coldattach:", err)
 				os.Exit(1)
@@ -64,29 +72,12 @@ func main() {
 }
 
 // sample returns how long the write moving a fresh child into dir took,
-// in ms; with warm, a no-op attach of our own pid into own (the cgroup.procs
-// of the cgroup we are in) starts lead before it.
+// in ms; with warm, cgwarm.Warm(own) starts lead before it.
 func sample(dir, own string, warm bool, lead time.Duration) (float64, error) {
 	if warm {
-		go func() {
-			_ = os.WriteFile(own, []byte(strconv.Itoa(os.Getpid())), 0)
-		}()
+		go cgwarm.Warm(own)
 	}
 	time.Sleep(lead)
-	cmd := exec.Command("sleep", "10")
-	if err := cmd.Start(); err != nil {
-		return 0, err
-	}
-	defer func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	}()
-	f, err := os.OpenFile(filepath.Join(dir, "cgroup.procs"), os.O_WRONLY, 0)
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	start := time.Now()
-	_, err = f.WriteString(strconv.Itoa(cmd.Process.Pid))
-	return float64(time.Since(start).Microseconds()) / 1000, err
+	d, err := cgattach.Time(dir)
+	return float64(d.Microseconds()) / 1000, err
 }

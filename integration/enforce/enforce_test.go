@@ -166,9 +166,12 @@ func TestMicroVMRefused(t *testing.T) {
 // container's rootfs), so a policy is refused at create with the reason and
 // nothing is left, rather than every process failing with ENOENT.
 func TestDynamicRuntimeRefused(t *testing.T) {
+	// Made before the runtime: cleanups run last-in first-out, so the
+	// runtime's teardown (delete --force with this binary) runs while the
+	// binary still exists.
+	dyn := filepath.Join(t.TempDir(), "mxc-runtime")
 	r := harness.NewRuntime(t)
 	escapeBinary(t)
-	dyn := filepath.Join(t.TempDir(), "mxc-runtime")
 	// The Makefile's flags but its static linking, so that only the link
 	// is new to the build cache.
 	cmd := osexec.Command("go", "build", "-trimpath", "-tags", "seccomp netgo osusergo urfave_cli_no_docs", "-o", dyn, "./cmd/mxc-runtime")

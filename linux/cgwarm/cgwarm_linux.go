@@ -8,27 +8,33 @@ import (
 	"strings"
 )
 
-// Start starts the no-op attach in the background when args (the runtime's
+// Start starts the warm-up in the background when args (the runtime's
 // command line) name a verb that moves a process into cgroups: create and
 // run. exec is left out: it usually goes through the container's exec
 // server, which attaches nothing, and a warm-up there would only hold
-// cgroup_mutex for a grace period on every command.
+// cgroup_mutex for a grace period on every command. Nothing but the
+// argument scan runs on the caller's path.
 func Start(args []string) {
 	if os.Getenv("MXC_CGROUP_PREWARM") == "0" || !attaches(args) {
 		return
 	}
-	path := ownProcsFile()
-	if path == "" {
-		return
-	}
 	go func() {
-		f, err := os.OpenFile(path, os.O_WRONLY, 0)
-		if err != nil {
-			return // no access (rootless, read-only cgroupfs): nothing to warm
+		if p := ProcsFile(); p != "" {
+			Warm(p)
 		}
-		_, _ = f.WriteString(strconv.Itoa(os.Getpid()))
-		_ = f.Close()
 	}()
+}
+
+// Warm is the no-op attach: this process's pid written to procs, the
+// cgroup.procs of the cgroup it is in (ProcsFile). It returns once the
+// kernel has taken it (after the grace period, on a cold host).
+func Warm(procs string) {
+	f, err := os.OpenFile(procs, os.O_WRONLY, 0)
+	if err != nil {
+		return // no access (rootless, read-only cgroupfs): nothing to warm
+	}
+	_, _ = f.WriteString(strconv.Itoa(os.Getpid()))
+	_ = f.Close()
 }
 
 // globalsWithValue are mxc-runtime's global flags that take a value as the
@@ -56,11 +62,11 @@ func attaches(args []string) bool {
 	return false
 }
 
-// ownProcsFile returns the cgroup.procs file of the cgroup this process is
+// ProcsFile returns the cgroup.procs file of the cgroup this process is
 // in, in a hierarchy without controllers where there is one (cgroup2 on a
 // hybrid host: the lock is global, so any hierarchy warms it), else in the
 // first v1 hierarchy mounted at /sys/fs/cgroup/<name>. "" if none is found.
-func ownProcsFile() string {
+func ProcsFile() string {
 	f, err := os.Open("/proc/self/cgroup")
 	if err != nil {
 		return ""

@@ -26,8 +26,8 @@ func TestAttaches(t *testing.T) {
 	}
 }
 
-func TestOwnProcsFile(t *testing.T) {
-	p := ownProcsFile()
+func TestProcsFile(t *testing.T) {
+	p := ProcsFile()
 	if _, err := os.Stat("/sys/fs/cgroup"); err != nil {
 		t.Skip("no /sys/fs/cgroup")
 	}

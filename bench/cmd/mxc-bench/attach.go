@@ -5,11 +5,10 @@ package main
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
-	"syscall"
 	"time"
+
+	"mxc.dev/mxc/bench/internal/cgattach"
 )
 
 // The cgroup attach stall. Moving a process into a cgroup (a write to
@@ -43,39 +42,13 @@ func attachProbe(n int) (time.Duration, error) {
 	var samples []time.Duration
 	for i := 0; i < n; i++ {
 		time.Sleep(attachProbeGap)
-		d, err := attachOnce(dir)
+		d, err := cgattach.Time(dir)
 		if err != nil {
 			return 0, err
 		}
 		samples = append(samples, d)
 	}
 	return Summarize(samples).Median, nil
-}
-
-// attachOnce starts a sleeping child, times moving it into dir and ends it
-// (it leaves the cgroup with its exit, so dir can be removed).
-func attachOnce(dir string) (time.Duration, error) {
-	cmd := exec.Command("sleep", "10")
-	if err := cmd.Start(); err != nil {
-		return 0, fmt.Errorf("attach probe: %w", err)
-	}
-	defer func() {
-		_ = cmd.Process.Signal(syscall.SIGKILL)
-		_ = cmd.Wait()
-	}()
-	f, err := os.OpenFile(filepath.Join(dir, "cgroup.procs"), os.O_WRONLY, 0)
-	if err != nil {
-		return 0, fmt.Errorf("attach probe: %w", err)
-	}
-	defer f.Close()
-	pid := []byte(strconv.Itoa(cmd.Process.Pid))
-	start := time.Now()
-	_, err = f.Write(pid)
-	d := time.Since(start)
-	if err != nil {
-		return 0, fmt.Errorf("attach probe: %w", err)
-	}
-	return d, nil
 }
 
 // attachProbeText is the probe's line for the run's description.

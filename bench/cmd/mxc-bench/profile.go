@@ -274,10 +274,11 @@ func (b *Bench) Profile(ctx context.Context, n int) error {
 		name   string
 		rt     *Runtime
 		bundle string
+		key    string // in container ids and trace file names
 	}
 	var cols []column
 	for _, rt := range b.Runtimes {
-		cols = append(cols, column{rt.Name, rt, bundle})
+		cols = append(cols, column{rt.Name, rt, bundle, "plain"})
 	}
 	for _, rt := range b.Runtimes {
 		if rt.Name != "mxc" {
@@ -287,7 +288,7 @@ func (b *Bench) Profile(ctx context.Context, n int) error {
 		if err != nil {
 			return err
 		}
-		cols = append(cols, column{"mxc, coding-agent policy", rt, ab})
+		cols = append(cols, column{"mxc, coding-agent policy", rt, ab, "agent"})
 	}
 	accs := map[string]*acc{}
 	for _, c := range cols {
@@ -297,11 +298,7 @@ func (b *Bench) Profile(ctx context.Context, n int) error {
 	for i := 0; i < total; i++ {
 		for j := range cols {
 			col := cols[(i+j)%len(cols)]
-			rt, bundle := col.rt, col.bundle
-			key := "plain"
-			if col.name != rt.Name {
-				key = "agent"
-			}
+			rt, bundle, key := col.rt, col.bundle, col.key
 			a := accs[col.name]
 			if err := ctx.Err(); err != nil {
 				return err
