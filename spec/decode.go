@@ -377,6 +377,10 @@ func (d *decoder) decodeStruct(path string, m map[string]any, v reflect.Value) {
 					msg = fmt.Sprintf("unknown field (did you mean %q?)", f.name)
 				}
 			}
+			if path == "" && k == "spec" && v.Type() == reflect.TypeFor[AgentPolicy]() {
+				// Kubernetes habit: policies have no spec wrapper.
+				msg = "unknown field (a policy has no spec: section; its fields, such as filesystem and network, sit at the top level)"
+			}
 			d.errs.add(key(path, k), "%s", msg)
 			continue
 		}

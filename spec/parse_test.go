@@ -31,6 +31,7 @@ network:
         ports: [{protocol: tcp, port: 80, endPort: 70000}]
 `, []string{"network.egress.allow[1].ports[0].endPort: 70000 is above 65535"}},
 		{"unknown field", minimal + "netwrok: {}\n", []string{"netwrok: unknown field"}},
+		{"kubernetes-style spec wrapper", minimal + "spec: {filesystem: {}}\n", []string{"spec: unknown field (a policy has no spec: section"}},
 		{"unknown field suggestion", minimal + "filesystem: {readOnlyPaths: [/usr]}\n", []string{`filesystem.readOnlyPaths: unknown field (did you mean "readonlyPaths"?)`}},
 		{"wrong type", minimal + "resources: {cpus: two}\n", []string{"resources.cpus: expected a number, got a string"}},
 		{"wrong type list", minimal + "filesystem: {readonlyPaths: /usr}\n", []string{"filesystem.readonlyPaths: expected a list, got a string"}},

@@ -122,7 +122,18 @@ func Exec(cfg *Config, argv, env []string) (int, error) {
 	if errors.Is(err, unix.ENOENT) {
 		code = exitNotFound
 	}
+	if errors.Is(err, unix.EACCES) && cfg.Landlock != nil && cfg.Landlock.HandleFS {
+		// The usual cause under a policy: the binary sits outside every
+		// listed path. Say so, or the agent's author hunts file modes.
+		return code, fmt.Errorf("exec %s: %w (%s)", argv[0], err, policyExecHint(path))
+	}
 	return code, fmt.Errorf("exec %s: %w", argv[0], err)
+}
+
+// policyExecHint is the advice added to an exec refused under a policy's
+// filesystem rules; fastexec's C last step prints the same words.
+func policyExecHint(path string) string {
+	return "under the agent policy's filesystem rules, the agent must be able to read " + path + " and, for a dynamic binary or a script, its loader, libraries or interpreter: list them, or directories above them, in readonlyPaths"
 }
 
 // lookPath resolves a command name with the PATH of env (the process's

@@ -239,6 +239,10 @@ void mxc_step_exec(const struct mxc_plan *p, char **argv, char **envp, const cha
 	install_seccomp(p, prefix);
 	execve(exe, argv, env);
 	int e = errno;
+	if (e == EACCES && p->landlock && p->ll_handled)
+		/* agentexec's policyExecHint, word for word. */
+		die(126, prefix, "exec %s: %s (under the agent policy's filesystem rules, the agent must be able to read %s and, for a dynamic binary or a script, its loader, libraries or interpreter: list them, or directories above them, in readonlyPaths)",
+		    argv[0], goerr(e).s, exe);
 	die(e == ENOENT ? 127 : 126, prefix, "exec %s: %s", argv[0], goerr(e).s);
 }
 

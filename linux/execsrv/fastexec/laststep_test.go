@@ -775,6 +775,36 @@ func TestLastStepExitStatuses(t *testing.T) {
 			}
 		}
 	}
+
+	// A binary outside every listed path: refused by Landlock, and both
+	// steps say which rule to change, in the same words.
+	outside := t.TempDir()
+	if err := os.WriteFile(filepath.Join(outside, "tool"), []byte("#!/bin/sh\necho ran-tool\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var outs []string
+	for _, mode := range []string{"require", "go"} {
+		mf, err := execsrv.Memfd("mxc-agent-config", encodeWith(t, mode, &c))
+		if err != nil {
+			t.Fatal(err)
+		}
+		x := exec.Command(os.Args[0], agentexec.Verb, "--config-fd", "3", "--", filepath.Join(outside, "tool"))
+		x.Env, x.Dir, x.ExtraFiles = []string{"PATH=/usr/bin:/bin"}, dir, []*os.File{mf}
+		out, err := x.CombinedOutput()
+		mf.Close()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 126 {
+			t.Fatalf("%s step: %v, want exit 126\n%s", mode, err, out)
+		}
+		want := "permission denied (under the agent policy's filesystem rules, the agent must be able to read " + filepath.Join(outside, "tool") + " and, for a dynamic binary or a script, its loader, libraries or interpreter: list them, or directories above them, in readonlyPaths)"
+		if !strings.Contains(string(out), want) {
+			t.Errorf("%s step: %q, want it to contain %q", mode, out, want)
+		}
+		outs = append(outs, string(out))
+	}
+	if outs[0] != outs[1] {
+		t.Errorf("C step %q, Go step %q", outs[0], outs[1])
+	}
 }
 
 // TestLastStepFallback: a plan the C step cannot run here goes to the Go
