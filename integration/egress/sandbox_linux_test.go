@@ -1,6 +1,7 @@
 package egress_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -8,9 +9,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"mxc.dev/mxc/audit"
 	"mxc.dev/mxc/integration/egress/lab"
@@ -226,4 +230,111 @@ network:
 	for _, p := range processesMentioning(fmt.Sprintf("/proc/%d/fd/", pid)) { // slirp4netns
 		t.Errorf("process left: %s", p)
 	}
+}
+
+// TestSandboxVerbNetworkKilled: SIGKILL of a networked `mxc-runtime
+// sandbox` (the command's supervisor) ends the command, the gate and
+// slirp4netns with it; the next sandbox sweeps the state it left.
+func TestSandboxVerbNetworkKilled(t *testing.T) {
+	needLab(t)
+	if _, err := exec.LookPath("slirp4netns"); err != nil {
+		t.Skip("needs slirp4netns")
+	}
+	bin := harness.Binary(t)
+	dir := t.TempDir()
+	pol := filepath.Join(dir, "policy.yaml")
+	if err := os.WriteFile(pol, []byte(`apiVersion: mxc.dev/v1alpha1
+kind: AgentPolicy
+network:
+  egress:
+    default: deny
+    allow:
+      - to: [{host: allowed.test}]
+        ports: [{protocol: tcp, port: 80}]
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	node := filepath.Join(dir, "node.yaml")
+	if err := os.WriteFile(node, []byte("dns:\n  upstreams: [\""+lab.UpstreamDNS+":53\"]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sandbox := func(ctx context.Context, args ...string) *exec.Cmd {
+		cmd := exec.CommandContext(ctx, "nsenter", append([]string{"--net=" + lab.NetNSPath(theLab.Host), "--",
+			bin, "--config", node, "sandbox", "--policy", pol, "--"}, args...)...)
+		cmd.Env = append(os.Environ(), "MXC_CONFIG=")
+		return cmd
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	// The marker names the command among the host's processes; the
+	// command itself is the supervisor's child (no exec of sleep, so that
+	// the sleep is a grandchild and the shell the child).
+	marker := fmt.Sprintf("sleep %d", 100000+os.Getpid()%10000)
+	cmd := sandbox(ctx, "sh", "-c", "echo ready; "+marker+"; echo unreachable")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pid := cmd.Process.Pid // nsenter execs mxc-runtime: one pid
+	// The sleep, the shell's child, outlives its shell as it would
+	// without a sandbox: the test removes it.
+	t.Cleanup(func() {
+		for _, n := range commandsRunning(marker) {
+			_ = unix.Kill(n, unix.SIGKILL)
+		}
+	})
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil || line != "ready\n" {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		t.Fatalf("sandbox did not start its command: %q %v", line, err)
+	}
+	shell := "sh -c echo ready; " + marker
+	if len(commandsRunning(shell)) == 0 {
+		t.Fatal("the command's process is not there to begin with")
+	}
+	_ = cmd.Process.Kill()
+	_ = cmd.Wait()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		left := processesMentioning(fmt.Sprintf("/proc/%d/fd/", pid)) // slirp4netns, the gate
+		for _, n := range commandsRunning(shell) {
+			left = append(left, strconv.Itoa(n)+": "+shell)
+		}
+		if len(left) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("processes left after SIGKILL of the sandbox: %v", left)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// The next networked sandbox removes the state of the killed one.
+	if res, err := sandbox(ctx, "true").CombinedOutput(); err != nil {
+		t.Fatalf("next sandbox: %v\n%s", err, res)
+	}
+	if m, _ := filepath.Glob(fmt.Sprintf("/run/mxc-sandbox/%d-*", pid)); len(m) > 0 {
+		t.Errorf("sandbox state of the killed sandbox left: %v", m)
+	}
+}
+
+// commandsRunning lists the pids whose command line, words joined by
+// spaces, starts with cmd.
+func commandsRunning(cmd string) []int {
+	var out []int
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		n, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err == nil && strings.HasPrefix(strings.ReplaceAll(string(b), "\x00", " "), cmd) {
+			out = append(out, n)
+		}
+	}
+	return out
 }

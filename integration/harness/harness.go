@@ -17,12 +17,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 )
 
 // Busybox is the static busybox the root filesystems are made of.
@@ -271,9 +273,37 @@ func (r *Runtime) Teardown() {
 			}
 		}
 	}
+	// A mount left under the root (a leak of the runtime's) fails the
+	// test, and is detached first: RemoveAll would descend into it and
+	// delete what it shows (an id-mapped view of a bundle's rootfs).
+	for _, m := range MountsUnder(r.Root) {
+		r.t.Errorf("teardown: mount left under the state root: %s", m)
+		if err := unix.Unmount(m, unix.MNT_DETACH); err != nil {
+			r.t.Errorf("teardown: unmount %s: %v; %s kept", m, err, r.Root)
+			return
+		}
+	}
 	if err := os.RemoveAll(r.Root); err != nil {
 		r.t.Logf("teardown: %v", err)
 	}
+}
+
+// MountsUnder lists the mount points of this mount namespace at or below
+// dir, deepest first.
+func MountsUnder(dir string) []string {
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 4 && (f[4] == dir || strings.HasPrefix(f[4], dir+"/")) {
+			out = append(out, f[4])
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return len(out[i]) > len(out[j]) })
+	return out
 }
 
 // Result of one invocation.

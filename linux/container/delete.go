@@ -26,6 +26,11 @@ func (r *Runtime) Delete(id string, force bool) error {
 	}
 	stateDir := r.stateDir(id)
 	if _, err := os.Lstat(stateDir); errors.Is(err, os.ErrNotExist) {
+		// A create killed before libcontainer made the state dir may
+		// already have left policy state keyed by the id (the session
+		// tier's id-mapped rootfs mount and id range): undo it, under the
+		// id's lock, so that delete is the one way to clean up any create.
+		r.teardownPolicy(stateDir, nil)
 		lock.ReleaseAndRemove()
 		if force {
 			return nil

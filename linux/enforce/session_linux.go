@@ -227,6 +227,12 @@ func idmapDir(root, id string) string { return filepath.Join(root, ".mxc-idmap",
 // root reaches it by path from inside its user namespace, so every
 // directory above it must be searchable by others (0711, as runc's root).
 func mountIDMappedRootfs(root, rootfs, dst string, r idRange) error {
+	// A create of this id killed after its mount (the caller holds the
+	// id's lock and there is no state dir) left it: stacking another on
+	// top would leak both.
+	if err := unmountIDMapped(dst); err != nil {
+		return fmt.Errorf("id-mapped rootfs: stale mount of an interrupted create: %w", err)
+	}
 	if err := os.MkdirAll(dst, 0o711); err != nil {
 		return fmt.Errorf("id-mapped rootfs: %w", err)
 	}

@@ -245,6 +245,14 @@ func supervise(cmd *exec.Cmd, wr *os.File, data []byte, start func() error, clea
 	sigs := make(chan os.Signal, 8)
 	signal.Notify(sigs, unix.SIGTERM, unix.SIGHUP, unix.SIGUSR1, unix.SIGUSR2, unix.SIGWINCH, unix.SIGCONT)
 	defer signal.Stop(sigs)
+	// The command goes with its supervisor: an agent that SIGKILLs a tool
+	// call it timed out must not leave the tool running, as it would not
+	// without a supervisor (the plain sandbox execs the command itself).
+	// Its own children are its business, as without a sandbox.
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	cmd.SysProcAttr.Pdeathsig = unix.SIGKILL
 	if err := start(); err != nil {
 		wr.Close()
 		return ExitSetup, fmt.Errorf("%s: %w", what, err)

@@ -1,0 +1,158 @@
+package egress_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"math/rand"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"mxc.dev/mxc/integration/harness"
+	"mxc.dev/mxc/linux/egress"
+	"mxc.dev/mxc/linux/enforce"
+	"mxc.dev/mxc/spec"
+)
+
+// TestKillDuringPolicyCreateThenDeleteForce is the runtime's kill -9 test
+// (integration/runtime) with everything a policy adds to `create`: the
+// session tier's id range and id-mapped rootfs, the policy monitor (the
+// timeout), the egress gate and its table. mxc-runtime is killed at
+// spread-out points of `create`; `delete --force` must then leave none of
+// it behind.
+func TestKillDuringPolicyCreateThenDeleteForce(t *testing.T) {
+	e := newRuntime(t)
+	pol := agentPolicy(spec.ModeEnforce)
+	pol.Isolation = spec.TierSession
+	pol.Filesystem = &spec.Filesystem{ReadonlyPaths: []string{"/bin", "/etc"}, ReadwritePaths: []string{"/tmp"}}
+	pol.Process = &spec.Process{Timeout: 600_000}
+	b := e.bundle(t, pol, "sleep", "1000")
+
+	// How long does one create take on this machine right now?
+	id := e.newID()
+	t0 := time.Now()
+	e.rt.MustRun("create", "--bundle", b.Dir, id)
+	span := time.Since(t0) * 6 / 5
+	e.rt.MustRun("delete", "--force", id)
+	e.assertGone(t, "first create", id, b)
+
+	rng := rand.New(rand.NewSource(time.Now().UnixNano()))
+	const iterations = 30
+	outcomes := map[string]int{}
+	for i := 0; i < iterations; i++ {
+		id := e.newID()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		cmd := e.rt.Command(ctx, "create", "--bundle", b.Dir, id)
+		if err := cmd.Start(); err != nil {
+			cancel()
+			t.Fatal(err)
+		}
+		// Spread the kill evenly over the whole create. The wrapper execs
+		// nsenter, which execs mxc-runtime: one pid throughout.
+		time.Sleep(span*time.Duration(i)/time.Duration(iterations) + time.Duration(rng.Intn(1000))*time.Microsecond)
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		cancel()
+		outcomes[e.rt.Status(id)]++
+		if res := e.rt.Run("delete", "--force", id); res.Err != nil {
+			t.Fatalf("iteration %d: delete --force: %v %s", i, res.Err, res.Stderr)
+		}
+		e.assertGone(t, "iteration "+strconv.Itoa(i), id, b)
+	}
+	t.Logf("create takes ~%s; status seen after the kill, over %d iterations: %v", span*5/6, iterations, outcomes)
+}
+
+// assertGone fails the test if anything of container id is left: its
+// state dir, a mount (the id-mapped rootfs), a session slot, a gate ref, a
+// cgroup, or a process (helper, gate, monitor, or an init still in the
+// rootfs).
+func (e *rtEnv) assertGone(t *testing.T, when, id string, b *harness.Bundle) {
+	t.Helper()
+	stateDir := filepath.Join(e.rt.Root, id)
+	if _, err := os.Stat(stateDir); !os.IsNotExist(err) {
+		t.Fatalf("%s: state dir %s left (%v)", when, stateDir, err)
+	}
+	if m := mountsMentioning(id); len(m) > 0 {
+		t.Fatalf("%s: mounts left: %v", when, m)
+	}
+	slots, _ := filepath.Glob(filepath.Join(enforce.DefaultSlotDir, "*"))
+	for _, s := range slots {
+		data, err := os.ReadFile(s)
+		if err != nil {
+			continue
+		}
+		var o struct{ StateDir string }
+		if json.Unmarshal(data, &o) == nil && o.StateDir == stateDir {
+			t.Fatalf("%s: session slot %s still held: %s", when, s, data)
+		}
+	}
+	if refs, _ := filepath.Glob(filepath.Join(egress.DefaultRunDir, "ns-*", "refs", id)); len(refs) > 0 {
+		t.Fatalf("%s: gate refs left: %v", when, refs)
+	}
+	for _, ctrl := range []string{"memory", "pids", "cpu", "freezer", "devices", "blkio", "cpuset", "systemd"} {
+		if p := filepath.Join("/sys/fs/cgroup", ctrl, b.Spec.Linux.CgroupsPath); exists(p) {
+			t.Fatalf("%s: cgroup left: %s", when, p)
+		}
+	}
+	// Helpers may take a moment to notice their runtime is gone.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		procs := append(processesMentioning(stateDir), processesRootedIn(filepath.Join(b.Dir, "rootfs"), filepath.Join(e.rt.Root, ".mxc-idmap"))...)
+		if len(procs) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: processes left: %v", when, procs)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func exists(p string) bool { _, err := os.Stat(p); return err == nil }
+
+// mountsMentioning lists mount points of this mount namespace whose path
+// contains s.
+func mountsMentioning(s string) []string {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	var out []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) > 4 && strings.Contains(fields[4], s) {
+			out = append(out, fields[4])
+		}
+	}
+	return out
+}
+
+// processesRootedIn lists pids whose cwd or root is under one of dirs (a
+// container's init runs with its cwd in the rootfs until it pivots).
+func processesRootedIn(dirs ...string) []string {
+	var out []string
+	ents, _ := os.ReadDir("/proc")
+	for _, ent := range ents {
+		if ent.Name()[0] < '0' || ent.Name()[0] > '9' {
+			continue
+		}
+		for _, l := range []string{"cwd", "root"} {
+			p, err := os.Readlink(filepath.Join("/proc", ent.Name(), l))
+			if err != nil {
+				continue
+			}
+			for _, d := range dirs {
+				if strings.HasPrefix(p, d) {
+					out = append(out, ent.Name()+": "+l+" "+p)
+				}
+			}
+		}
+	}
+	return out
+}
