@@ -26,11 +26,7 @@ import (
 // it behind.
 func TestKillDuringPolicyCreateThenDeleteForce(t *testing.T) {
 	e := newRuntime(t)
-	pol := agentPolicy(spec.ModeEnforce)
-	pol.Isolation = spec.TierSession
-	pol.Filesystem = &spec.Filesystem{ReadonlyPaths: []string{"/bin", "/etc"}, ReadwritePaths: []string{"/tmp"}}
-	pol.Process = &spec.Process{Timeout: 600_000}
-	b := e.bundle(t, pol, "sleep", "1000")
+	b := e.bundle(t, crashPolicy(), "sleep", "1000")
 
 	// How long does one create take on this machine right now?
 	id := e.newID()
@@ -64,6 +60,56 @@ func TestKillDuringPolicyCreateThenDeleteForce(t *testing.T) {
 		e.assertGone(t, "iteration "+strconv.Itoa(i), id, b)
 	}
 	t.Logf("create takes ~%s; status seen after the kill, over %d iterations: %v", span*5/6, iterations, outcomes)
+}
+
+// TestKillDuringPolicyDeleteThenDeleteForce: a `delete --force` of a
+// policy container killed at any point is finished by the next one.
+func TestKillDuringPolicyDeleteThenDeleteForce(t *testing.T) {
+	e := newRuntime(t)
+	b := e.bundle(t, crashPolicy(), "sleep", "1000")
+
+	id := e.newID()
+	e.rt.MustRun("create", "--bundle", b.Dir, id)
+	e.rt.MustRun("start", id)
+	t0 := time.Now()
+	e.rt.MustRun("delete", "--force", id)
+	span := time.Since(t0) * 6 / 5
+	e.assertGone(t, "first delete", id, b)
+
+	rng := rand.New(rand.NewSource(time.Now().UnixNano()))
+	const iterations = 20
+	for i := 0; i < iterations; i++ {
+		id := e.newID()
+		e.rt.MustRun("create", "--bundle", b.Dir, id)
+		if i%2 == 0 {
+			e.rt.MustRun("start", id)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		cmd := e.rt.Command(ctx, "delete", "--force", id)
+		if err := cmd.Start(); err != nil {
+			cancel()
+			t.Fatal(err)
+		}
+		time.Sleep(span*time.Duration(i)/time.Duration(iterations) + time.Duration(rng.Intn(1000))*time.Microsecond)
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		cancel()
+		if res := e.rt.Run("delete", "--force", id); res.Err != nil {
+			t.Fatalf("iteration %d: second delete --force: %v %s", i, res.Err, res.Stderr)
+		}
+		e.assertGone(t, "iteration "+strconv.Itoa(i), id, b)
+	}
+}
+
+// crashPolicy is the lab policy with everything a policy can add to a
+// container's host state: the session tier (id range, id-mapped rootfs),
+// file rules, a timeout (the monitor) and egress (the gate, the table).
+func crashPolicy() *spec.AgentPolicy {
+	pol := agentPolicy(spec.ModeEnforce)
+	pol.Isolation = spec.TierSession
+	pol.Filesystem = &spec.Filesystem{ReadonlyPaths: []string{"/bin", "/etc"}, ReadwritePaths: []string{"/tmp"}}
+	pol.Process = &spec.Process{Timeout: 600_000}
+	return pol
 }
 
 // assertGone fails the test if anything of container id is left: its
