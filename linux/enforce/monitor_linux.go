@@ -23,6 +23,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"mxc.dev/mxc/audit"
+	"mxc.dev/mxc/internal/oomguard"
 	"mxc.dev/mxc/linux/egress"
 )
 
@@ -264,6 +265,7 @@ func stopMonitor(pid int, stateDir string) error {
 // status.
 func MonitorMain(args []string) int {
 	debug.SetGCPercent(25)
+	oomguard.Protect()
 	if len(args) != 1 {
 		fmt.Fprintln(os.Stderr, "usage: policy-monitor CONFIG")
 		return 2
