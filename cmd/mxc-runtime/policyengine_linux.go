@@ -42,3 +42,30 @@ var policyMonitorCommand = cli.Command{
 		return nil
 	},
 }
+
+// policy-ensure restarts a running container's policy monitor (and the
+// egress gate it hosts) when it died; the mxc shim calls it when it sees
+// the monitor exit before the container does. An exec on the normal path
+// does the same on its way.
+var policyEnsureCommand = cli.Command{
+	Name:      "policy-ensure",
+	Usage:     "internal: restart a running container's policy monitor and egress gate if they died",
+	ArgsUsage: "<container-id>",
+	Hidden:    true,
+	Action: func(c *cli.Context) error {
+		if err := checkArgs(c, 1, true); err != nil {
+			return err
+		}
+		id, err := containerID(c)
+		if err != nil {
+			return err
+		}
+		r, err := newRuntime(c)
+		if err != nil {
+			return err
+		}
+		return r.EnsureHelpers(id)
+	},
+}
+
+func init() { register(&policyEnsureCommand) }

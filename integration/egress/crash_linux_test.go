@@ -12,6 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
+	"mxc.dev/mxc/audit"
+	"mxc.dev/mxc/integration/egress/lab"
 	"mxc.dev/mxc/integration/harness"
 	"mxc.dev/mxc/linux/egress"
 	"mxc.dev/mxc/linux/enforce"
@@ -201,4 +205,62 @@ func processesRootedIn(dirs ...string) []string {
 		}
 	}
 	return out
+}
+
+// TestPolicyEnsureRestartsMonitor: a container's policy monitor killed
+// mid-run leaves DNS failing closed and the timeout unwatched until
+// `policy-ensure` (what the mxc shim calls when it sees the monitor die)
+// restarts it: DNS answers again and the timeout still fires at its
+// original deadline. A second policy-ensure changes nothing.
+func TestPolicyEnsureRestartsMonitor(t *testing.T) {
+	e := newRuntime(t)
+	pol := agentPolicy(spec.ModeEnforce)
+	const timeout = 6 * time.Second
+	pol.Process = &spec.Process{Timeout: uint64(timeout / time.Millisecond)}
+	b := e.bundle(t, pol, "sleep", "3600")
+	c := e.createPlugged(t, b)
+	started := time.Now()
+	if r := c.outside(t, "dns", lab.UpstreamDNS+":53", "allowed.test", "A"); !r.OK {
+		t.Fatalf("resolve before: %+v", r)
+	}
+	old := c.monitorPid(t)
+	if old <= 0 || !strings.Contains(cmdline(old), "policy-monitor") {
+		t.Fatalf("monitor pid %d: %q", old, cmdline(old))
+	}
+	if err := unix.Kill(old, unix.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); strings.Contains(cmdline(old), "policy-monitor"); {
+		if time.Now().After(deadline) {
+			t.Fatal("monitor still there after SIGKILL")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if r := c.outside(t, "dns", lab.UpstreamDNS+":53", "allowed.test", "A"); r.OK {
+		t.Fatalf("DNS answered with the gate dead: %+v", r)
+	}
+
+	e.rt.MustRun("policy-ensure", c.id)
+	np := c.monitorPid(t)
+	if np == old || !strings.Contains(cmdline(np), "policy-monitor") {
+		t.Fatalf("after policy-ensure: monitor pid %d (was %d): %q", np, old, cmdline(np))
+	}
+	if r := c.outside(t, "dns", lab.UpstreamDNS+":53", "allowed.test", "A"); !r.OK {
+		t.Fatalf("resolve after policy-ensure: %+v", r)
+	}
+	e.rt.MustRun("policy-ensure", c.id)
+	if again := c.monitorPid(t); again != np {
+		t.Fatalf("a second policy-ensure replaced a running monitor: %d -> %d", np, again)
+	}
+
+	if err := e.rt.WaitStatus(c.id, "stopped", timeout+10*time.Second); err != nil {
+		t.Fatalf("the timeout did not stop the container: %v", err)
+	}
+	if took := time.Since(started); took > timeout+3*time.Second {
+		t.Errorf("stopped %s after start, the timeout is %s: the restarted monitor did not keep the deadline", took, timeout)
+	}
+	c.waitEvent(t, audit.KindTimeout, func(audit.Event) bool { return true })
+	if res := e.rt.Run("policy-ensure", "no-such-container"); res.Code == 0 || !strings.Contains(res.Stderr, "does not exist") {
+		t.Errorf("policy-ensure of an unknown id: exit %d %q", res.Code, res.Stderr)
+	}
 }

@@ -17,6 +17,8 @@ import (
 	"github.com/opencontainers/runc/libcontainer/utils"
 	"github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"mxc.dev/mxc/spec"
 )
 
 // State is the OCI state document `state` prints (plus runc's fields).
@@ -221,4 +223,38 @@ func (r *Runtime) Processes(id string) ([]int, error) {
 		return nil, err
 	}
 	return c.Processes()
+}
+
+// HelperEnsurer is implemented by a PolicyEngine whose containers depend
+// on helper processes that can be restarted (the policy monitor, and the
+// egress gate it hosts).
+type HelperEnsurer interface {
+	// EnsureHelpers restarts the helpers of a running container that are
+	// gone; it does nothing when they run or the container's init is gone.
+	EnsureHelpers(stateDir, id string, eff *spec.Effective) error
+}
+
+// EnsureHelpers implements `policy-ensure`: the long-lived supervisor of
+// a container (the mxc shim) calls it when the container's policy monitor
+// died, so that the timeout is watched again and the egress gate serves
+// again without waiting for an exec (which does the same).
+func (r *Runtime) EnsureHelpers(id string) error {
+	lock, err := AcquireLock(r.Root, id)
+	if err != nil {
+		return err
+	}
+	defer lock.Release()
+	stateDir := r.stateDir(id)
+	if _, err := os.Stat(stateDir); err != nil {
+		return fmt.Errorf("container %q: %w", id, ErrNotExist)
+	}
+	eff, err := LoadPolicy(stateDir)
+	if err != nil || eff == nil {
+		return err
+	}
+	he, ok := r.Policy.(HelperEnsurer)
+	if !ok {
+		return nil
+	}
+	return he.EnsureHelpers(stateDir, id, eff)
 }

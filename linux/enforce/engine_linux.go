@@ -597,3 +597,10 @@ func (e *Engine) Teardown(stateDir string, rec *container.Record) error {
 	}
 	return errors.Join(errs...)
 }
+
+// EnsureHelpers implements container.HelperEnsurer: the policy monitor
+// (and the egress gate it hosts) restarted if it died while the
+// container's init runs, as the next exec would.
+func (e *Engine) EnsureHelpers(stateDir, id string, eff *spec.Effective) error {
+	return e.restartMonitor(stateDir, id, eff)
+}
