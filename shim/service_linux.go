@@ -41,8 +41,9 @@ const drainTimeout = 3 * time.Second
 type service struct {
 	taskAPI.TTRPCTaskService
 
-	self  string // the shim's executable, to find mxc-runtime next to it
-	audit *auditForwarder
+	self    string // the shim's executable, to find mxc-runtime next to it
+	audit   *auditForwarder
+	helpers *helperWatchers
 
 	mu         sync.Mutex
 	nodeConfig *string         // MXC_CONFIG this shim process set; nil: not yet decided
@@ -65,9 +66,11 @@ func newTaskService(ctx context.Context, publisher shim.Publisher, sd shutdown.S
 		TTRPCTaskService: inner,
 		self:             self,
 		audit:            newAuditForwarder(ctx, pub),
+		helpers:          newHelperWatchers(ctx),
 		followed:         map[string]bool{},
 	}
 	sd.RegisterCallback(func(context.Context) error {
+		s.helpers.stopAll()
 		s.audit.stopAll(drainTimeout)
 		return nil
 	})
@@ -81,7 +84,8 @@ func (s *service) RegisterTTRPC(server *ttrpc.Server) error {
 }
 
 // Create resolves the options (runtime binary, root, node config), hands the
-// task to the runc shim code, and starts following its audit log.
+// task to the runc shim code, and starts following its audit log and its
+// policy monitor.
 func (s *service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (*taskAPI.CreateTaskResponse, error) {
 	o, err := ParseOptions(r.Options)
 	if err == nil {
@@ -113,6 +117,7 @@ func (s *service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (*ta
 	s.followed[r.ID] = true
 	s.mu.Unlock()
 	s.audit.start(r.ID, path)
+	s.helpers.start(r.ID, filepath.Dir(path), ensureCommand(o.Runc.BinaryName, o.Runc.Root, ns, r.ID))
 	return resp, nil
 }
 
@@ -132,6 +137,7 @@ func (s *service) Delete(ctx context.Context, r *taskAPI.DeleteRequest) (*taskAP
 	delete(s.followed, r.ID)
 	s.mu.Unlock()
 	if followed {
+		s.helpers.stop(r.ID)
 		s.audit.stop(r.ID, drainTimeout)
 	}
 	return resp, nil

@@ -193,6 +193,15 @@ policy_checks() {
 			while kill -0 $watch_pid 2>/dev/null; do sleep 0.1; done; cat $D/eg-audit.json
 			audit_has '.kind==\"dns.deny\" and .detail.name==\"$DENIED_NAME\" and .agent==\"ctr-agent\"' <$D/eg-audit.json &&
 			audit_has '.kind==\"net.deny\" and .detail.dst==\"$ADDR_B\" and .detail.port==\"80\"' <$D/eg-audit.json"
+		# the shim follows the container's policy monitor: killed (OOM killer, an admin),
+		# it is restarted with the gate it hosts, with no exec to do it on the way
+		step "egress: a killed policy monitor is restarted by the shim; the gate answers again" "
+			m=$RT_ROOT/$NS/$eg; mp=\$(jq -r .monitorPid \$m/mxc.json); kill -9 \$mp || exit 1
+			for i in \$(seq 60); do np=\$(jq -r .monitorPid \$m/mxc.json)
+				[ \"\$np\" != \"\$mp\" ] && pgrep -f \"policy-monitor \$m/\" >/dev/null && break; sleep 0.25; done
+			echo \"monitor \$mp -> \$np\"; [ \"\$np\" != \"\$mp\" ] &&
+			ip netns exec $NS_C busybox nslookup $ALLOWED_NAME 127.0.0.1 | tee /dev/stderr | grep -q 'Address:* $ADDR_A\$'"
+		gp=$(gate_proc "$g")
 	else
 		skip "egress by name: the gate's upstream is not the test's"
 	fi

@@ -23,14 +23,15 @@ import (
 	"golang.org/x/sys/unix"
 
 	"mxc.dev/mxc/audit"
+	"mxc.dev/mxc/internal/monitorwatch"
 	"mxc.dev/mxc/internal/oomguard"
 	"mxc.dev/mxc/linux/egress"
 )
 
 // MonitorVerb is the hidden CLI verb of the per-container monitor.
-const MonitorVerb = "policy-monitor"
+const MonitorVerb = monitorwatch.Verb
 
-const monitorFile = "monitor.json"
+const monitorFile = monitorwatch.ConfigFile
 
 // defaultRoot is mxc-runtime's --root default (cmd/mxc-runtime).
 const defaultRoot = "/run/mxc"
@@ -231,14 +232,7 @@ func writeFileAtomic(path string, b []byte) error {
 
 // isMonitor reports whether pid is the monitor of stateDir (and not a
 // process that reused the pid).
-func isMonitor(pid int, stateDir string) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	if err != nil {
-		return false
-	}
-	args := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
-	return len(args) == 3 && args[1] == MonitorVerb && args[2] == filepath.Join(stateDir, monitorFile)
-}
+func isMonitor(pid int, stateDir string) bool { return monitorwatch.IsMonitor(pid, stateDir) }
 
 // stopMonitor ends the monitor of stateDir, if pid still is it. The
 // monitor has nothing to flush (each audit event is one write), so it is
