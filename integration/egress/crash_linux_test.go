@@ -264,3 +264,57 @@ func TestPolicyEnsureRestartsMonitor(t *testing.T) {
 		t.Errorf("policy-ensure of an unknown id: exit %d %q", res.Code, res.Stderr)
 	}
 }
+
+// TestForegroundRunRestartsMonitor: a foreground `run` lives as long as its
+// container and restarts its policy monitor when it dies first, as the
+// shim does for containerd's containers.
+func TestForegroundRunRestartsMonitor(t *testing.T) {
+	e := newRuntime(t)
+	pol := agentPolicy(spec.ModeEnforce)
+	pol.Process = &spec.Process{Timeout: 600_000}
+	b := e.bundle(t, pol, "sleep", "3600")
+	id := e.newID()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	run := e.rt.Command(ctx, "run", "--bundle", b.Dir, id)
+	var stderr strings.Builder
+	run.Stderr = &stderr
+	if err := run.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- run.Wait() }()
+	c := &runningCtr{e: e, id: id}
+	var old int
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if e.rt.Status(id) == "running" {
+			if old = c.monitorPid(t); old > 0 && strings.Contains(cmdline(old), "policy-monitor") {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no running container with a monitor: %s", stderr.String())
+		}
+	}
+	if err := unix.Kill(old, unix.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	var np int
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if np = c.monitorPid(t); np != old && strings.Contains(cmdline(np), "policy-monitor") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("monitor not restarted (pid %d): %s", np, stderr.String())
+		}
+	}
+	e.rt.MustRun("kill", id, "KILL")
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("run did not end after its container was killed")
+	}
+	if strings.Contains(cmdline(np), "policy-monitor") {
+		t.Errorf("restarted monitor %d still running after the run ended", np)
+	}
+}

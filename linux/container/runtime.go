@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"mxc.dev/mxc/audit"
+	"mxc.dev/mxc/internal/monitorwatch"
 	"mxc.dev/mxc/spec"
 )
 
@@ -288,7 +289,15 @@ func (r *Runtime) create(o CreateOpts, act action) (status int, retErr error) {
 	if detach {
 		return 0, nil
 	}
+	stopWatch := make(chan struct{})
+	if eff != nil && rec.MonitorPid > 0 {
+		// A foreground run lives as long as its container, as the shim
+		// does: it restarts the policy monitor if that dies first.
+		go monitorwatch.Watch(stopWatch, cc.StateDir, func() error { return r.EnsureHelpers(o.ID) },
+			monitorwatch.Options{Logf: logrus.Warnf})
+	}
 	status, err = sigs.forward(p, io)
+	close(stopWatch)
 	if err != nil {
 		_ = p.Signal(unix.SIGKILL)
 		_, _ = p.Wait()
