@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -154,10 +155,21 @@ type Keeper struct {
 	serving  atomic.Bool
 	orphaned chan struct{}
 	cur      atomic.Pointer[gate] // the gate served now (tests)
+
+	settled     chan struct{}
+	settledOnce sync.Once
 }
 
 // NewKeeper returns a keeper; Run does the work.
-func NewKeeper(opt KeepOptions) *Keeper { return &Keeper{opt: opt} }
+func NewKeeper(opt KeepOptions) *Keeper { return &Keeper{opt: opt, settled: make(chan struct{})} }
+
+// Settled is closed once the runtime's instruction has been carried out
+// (the gate serves, or the keeper watches, or there was nothing to do) or
+// Run has returned: until then the runtime's create waits on this process,
+// so a host with other start-up work (the policy monitor) does it after.
+func (k *Keeper) Settled() <-chan struct{} { return k.settled }
+
+func (k *Keeper) settle() { k.settledOnce.Do(func() { close(k.settled) }) }
 
 // Serving reports whether this process serves the namespace's gate now
 // (it must then outlive the container's processes, until Teardown).
@@ -174,6 +186,7 @@ const (
 // ends. It returns nil at once when the runtime gave none (no egress
 // filter), and when the namespace's gate state is gone (torn down).
 func (k *Keeper) Run(ctx context.Context) error {
+	defer k.settle()
 	log.SetFlags(log.LstdFlags | log.Lmicroseconds)
 	log.SetPrefix(fmt.Sprintf("egress-gate[%d] ", os.Getpid()))
 	defer k.opt.Cmd.Close()
@@ -233,6 +246,7 @@ func (k *Keeper) Run(ctx context.Context) error {
 		}
 		_, _ = k.opt.Ready.WriteString(msg)
 		k.opt.Ready.Close()
+		k.settle()
 		if err != nil {
 			k.serving.Store(false)
 			return err
@@ -240,6 +254,7 @@ func (k *Keeper) Run(ctx context.Context) error {
 		return k.serve(ctx, g, hup)
 	case opWatch:
 		k.opt.Ready.Close()
+		k.settle()
 		return k.watch(ctx, hup)
 	}
 	k.opt.Ready.Close()

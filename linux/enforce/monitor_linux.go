@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -321,33 +322,43 @@ func monitor(m monitorConfig) error {
 	if procStartTime(m.InitPid) != m.InitStart {
 		return nil
 	}
-	w, err := audit.Open(filepath.Join(m.StateDir, audit.FileName), m.ID, m.Agent)
-	if err != nil {
-		return err
-	}
-	defer w.Close()
-
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, unix.SIGTERM, unix.SIGINT)
 	// SIGHUP tells a gate that the namespace's containers changed; it
 	// must never end the monitor (the keeper catches it too).
 	hups := make(chan os.Signal, 1)
 	signal.Notify(hups, unix.SIGHUP)
 
-	// The egress gate: served here, or watched (see egress.Keeper).
+	// The egress gate: served here, or watched (see egress.Keeper). It
+	// goes first: the runtime's create waits for the gate to serve, and
+	// with one P (GOMAXPROCS=1) a goroutine started later would wait for
+	// the rest of this set-up; the oom watch below waits for the keeper.
 	var keeper *egress.Keeper
 	keeperDone := make(chan struct{})
+	var settled <-chan struct{} // the gate's set-up is done (or there is none)
 	if m.Gate {
 		keeper = egress.NewKeeper(egress.KeepOptions{Cmd: os.NewFile(4, "gate-cmd"), Ready: os.NewFile(5, "gate-ready")})
+		settled = keeper.Settled()
 		go func() {
 			defer close(keeperDone)
 			if err := keeper.Run(ctx); err != nil {
 				fmt.Fprintf(os.Stderr, "egress gate: %v\n", err)
 			}
 		}()
+		runtime.Gosched() // to its first blocking read
+	} else {
+		c := make(chan struct{})
+		close(c)
+		settled = c
 	}
+
+	w, err := audit.Open(filepath.Join(m.StateDir, audit.FileName), m.ID, m.Agent)
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, unix.SIGTERM, unix.SIGINT)
 
 	if !m.KernelAudit {
 		// Nothing the agent does first can be missed: let create go on.
@@ -364,15 +375,26 @@ func monitor(m monitorConfig) error {
 		}
 	}()
 
+	// The oom watch is set up once the gate's set-up is done (above):
+	// create waits for the gate, not for this watch.
 	var oom <-chan struct{}
+	var oomReady chan (<-chan struct{})
 	if m.OOM {
-		if c, err := libcontainer.Load(m.Root, m.ID); err == nil {
-			if ch, err := c.NotifyOOM(); err == nil {
-				oom = ch
-			} else {
-				fmt.Fprintf(os.Stderr, "oom notifications: %v\n", err)
+		oomReady = make(chan (<-chan struct{}), 1)
+		go func() {
+			select {
+			case <-settled:
+			case <-ctx.Done():
+				return
 			}
-		}
+			if c, err := libcontainer.Load(m.Root, m.ID); err == nil {
+				if ch, err := c.NotifyOOM(); err == nil {
+					oomReady <- ch
+				} else {
+					fmt.Fprintf(os.Stderr, "oom notifications: %v\n", err)
+				}
+			}
+		}()
 	}
 
 	if m.KernelAudit {
@@ -452,6 +474,8 @@ func monitor(m monitorConfig) error {
 			timer = nil
 			_ = w.Emit(audit.KindTimeout, map[string]string{"timeout": timeout.String(), "action": "killed"})
 			killContainer(m)
+		case ch := <-oomReady:
+			oom, oomReady = ch, nil
 		case _, ok := <-oom:
 			if !ok {
 				oom = nil
@@ -460,6 +484,13 @@ func monitor(m monitorConfig) error {
 			_ = w.Emit(audit.KindOOM, map[string]string{"cgroup": m.Cgroups["memory"]})
 		case <-exited:
 			exited = nil
+			if oomReady != nil { // the init ended before the oom watch was set up
+				select {
+				case oom = <-oomReady:
+				case <-time.After(200 * time.Millisecond):
+				}
+				oomReady = nil
+			}
 			// An OOM kill of the init is reported just after its exit.
 			if oom != nil {
 				select {
