@@ -140,30 +140,8 @@ func TestSandboxLoopbackOnly(t *testing.T) {
 // events land in --audit. mxc-runtime runs in the lab's host namespace, so
 // slirp4netns's NAT (and the gate's upstream) lead into the lab only.
 func TestSandboxVerbNetwork(t *testing.T) {
-	needLab(t)
-	if _, err := exec.LookPath("slirp4netns"); err != nil {
-		t.Skip("needs slirp4netns")
-	}
-	bin := harness.Binary(t)
-	dir := t.TempDir()
-	pol := filepath.Join(dir, "policy.yaml")
-	if err := os.WriteFile(pol, []byte(`apiVersion: mxc.dev/v1alpha1
-kind: AgentPolicy
-identity: {agent: sandbox-agent}
-network:
-  egress:
-    default: deny
-    allow:
-      - to: [{host: allowed.test}]
-        ports: [{protocol: tcp, port: 80}]
-`), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	node := filepath.Join(dir, "node.yaml")
-	if err := os.WriteFile(node, []byte("dns:\n  upstreams: [\""+lab.UpstreamDNS+":53\"]\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	auditLog := filepath.Join(dir, "audit.jsonl")
+	auditLog := filepath.Join(t.TempDir(), "audit.jsonl")
+	sandbox := sandboxVerb(t, "sandbox-agent", "--audit", auditLog)
 	cl := theLab.Bin + " " + lab.ClientVerb
 	script := strings.Join([]string{
 		cl + " dns 10.0.2.3:53 allowed.test A",
@@ -174,9 +152,7 @@ network:
 	}, "; ")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "nsenter", "--net="+lab.NetNSPath(theLab.Host), "--",
-		bin, "--config", node, "sandbox", "--policy", pol, "--audit", auditLog, "--", "sh", "-c", script)
-	cmd.Env = append(os.Environ(), "MXC_CONFIG=")
+	cmd := sandbox(ctx, "sh", "-c", script)
 	var out, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &stderr
 	if err := cmd.Run(); err != nil {
@@ -236,34 +212,7 @@ network:
 // sandbox` (the command's supervisor) ends the command, the gate and
 // slirp4netns with it; the next sandbox sweeps the state it left.
 func TestSandboxVerbNetworkKilled(t *testing.T) {
-	needLab(t)
-	if _, err := exec.LookPath("slirp4netns"); err != nil {
-		t.Skip("needs slirp4netns")
-	}
-	bin := harness.Binary(t)
-	dir := t.TempDir()
-	pol := filepath.Join(dir, "policy.yaml")
-	if err := os.WriteFile(pol, []byte(`apiVersion: mxc.dev/v1alpha1
-kind: AgentPolicy
-network:
-  egress:
-    default: deny
-    allow:
-      - to: [{host: allowed.test}]
-        ports: [{protocol: tcp, port: 80}]
-`), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	node := filepath.Join(dir, "node.yaml")
-	if err := os.WriteFile(node, []byte("dns:\n  upstreams: [\""+lab.UpstreamDNS+":53\"]\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	sandbox := func(ctx context.Context, args ...string) *exec.Cmd {
-		cmd := exec.CommandContext(ctx, "nsenter", append([]string{"--net=" + lab.NetNSPath(theLab.Host), "--",
-			bin, "--config", node, "sandbox", "--policy", pol, "--"}, args...)...)
-		cmd.Env = append(os.Environ(), "MXC_CONFIG=")
-		return cmd
-	}
+	sandbox := sandboxVerb(t, "")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	// The marker names the command among the host's processes; the
@@ -337,4 +286,44 @@ func commandsRunning(cmd string) []int {
 		}
 	}
 	return out
+}
+
+// sandboxVerb returns `mxc-runtime sandbox` of a policy allowing
+// allowed.test:80 (identity: agent, when set), run in the lab's host
+// namespace with the lab's DNS as the gate's upstream; extra flags go
+// before the `--`.
+func sandboxVerb(t *testing.T, agent string, flags ...string) func(ctx context.Context, args ...string) *exec.Cmd {
+	t.Helper()
+	needLab(t)
+	if _, err := exec.LookPath("slirp4netns"); err != nil {
+		t.Skip("needs slirp4netns")
+	}
+	bin := harness.Binary(t)
+	dir := t.TempDir()
+	identity := ""
+	if agent != "" {
+		identity = "identity: {agent: " + agent + "}\n"
+	}
+	pol := filepath.Join(dir, "policy.yaml")
+	if err := os.WriteFile(pol, []byte(`apiVersion: mxc.dev/v1alpha1
+kind: AgentPolicy
+`+identity+`network:
+  egress:
+    default: deny
+    allow:
+      - to: [{host: allowed.test}]
+        ports: [{protocol: tcp, port: 80}]
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	node := filepath.Join(dir, "node.yaml")
+	if err := os.WriteFile(node, []byte("dns:\n  upstreams: [\""+lab.UpstreamDNS+":53\"]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return func(ctx context.Context, args ...string) *exec.Cmd {
+		argv := append([]string{"--net=" + lab.NetNSPath(theLab.Host), "--", bin, "--config", node, "sandbox", "--policy", pol}, flags...)
+		cmd := exec.CommandContext(ctx, "nsenter", append(append(argv, "--"), args...)...)
+		cmd.Env = append(os.Environ(), "MXC_CONFIG=")
+		return cmd
+	}
 }
