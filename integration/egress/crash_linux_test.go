@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"math/rand"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -40,29 +39,19 @@ func TestKillDuringPolicyCreateThenDeleteForce(t *testing.T) {
 	e.rt.MustRun("delete", "--force", id)
 	e.assertGone(t, "first create", id, b)
 
-	rng := rand.New(rand.NewSource(time.Now().UnixNano()))
 	const iterations = 30
 	outcomes := map[string]int{}
-	for i := 0; i < iterations; i++ {
-		id := e.newID()
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		cmd := e.rt.Command(ctx, "create", "--bundle", b.Dir, id)
-		if err := cmd.Start(); err != nil {
-			cancel()
-			t.Fatal(err)
-		}
-		// Spread the kill evenly over the whole create. The wrapper execs
-		// nsenter, which execs mxc-runtime: one pid throughout.
-		time.Sleep(span*time.Duration(i)/time.Duration(iterations) + time.Duration(rng.Intn(1000))*time.Microsecond)
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		cancel()
+	create := func(int) []string {
+		id = e.newID()
+		return []string{"create", "--bundle", b.Dir, id}
+	}
+	e.rt.KillDuring(span, iterations, create, func(i int) {
 		outcomes[e.rt.Status(id)]++
 		if res := e.rt.Run("delete", "--force", id); res.Err != nil {
 			t.Fatalf("iteration %d: delete --force: %v %s", i, res.Err, res.Stderr)
 		}
 		e.assertGone(t, "iteration "+strconv.Itoa(i), id, b)
-	}
+	})
 	t.Logf("create takes ~%s; status seen after the kill, over %d iterations: %v", span*5/6, iterations, outcomes)
 }
 
@@ -80,29 +69,21 @@ func TestKillDuringPolicyDeleteThenDeleteForce(t *testing.T) {
 	span := time.Since(t0) * 6 / 5
 	e.assertGone(t, "first delete", id, b)
 
-	rng := rand.New(rand.NewSource(time.Now().UnixNano()))
 	const iterations = 20
-	for i := 0; i < iterations; i++ {
-		id := e.newID()
+	deleteOne := func(i int) []string {
+		id = e.newID()
 		e.rt.MustRun("create", "--bundle", b.Dir, id)
 		if i%2 == 0 {
 			e.rt.MustRun("start", id)
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		cmd := e.rt.Command(ctx, "delete", "--force", id)
-		if err := cmd.Start(); err != nil {
-			cancel()
-			t.Fatal(err)
-		}
-		time.Sleep(span*time.Duration(i)/time.Duration(iterations) + time.Duration(rng.Intn(1000))*time.Microsecond)
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		cancel()
+		return []string{"delete", "--force", id}
+	}
+	e.rt.KillDuring(span, iterations, deleteOne, func(i int) {
 		if res := e.rt.Run("delete", "--force", id); res.Err != nil {
 			t.Fatalf("iteration %d: second delete --force: %v %s", i, res.Err, res.Stderr)
 		}
 		e.assertGone(t, "iteration "+strconv.Itoa(i), id, b)
-	}
+	})
 }
 
 // crashPolicy is the lab policy with everything a policy can add to a

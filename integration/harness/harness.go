@@ -13,6 +13,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math/rand"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -425,5 +426,28 @@ func (r *Runtime) WaitStatus(id, want string, timeout time.Duration) error {
 			return fmt.Errorf("container %s: status %q, want %q after %s", id, got, want, timeout)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// KillDuring runs the runtime n times with the arguments args(i) returns
+// (which may prepare the iteration), SIGKILLs it at points spread evenly
+// over span (how long one such call takes here, plus a margin) with up to
+// a millisecond of jitter, and calls after(i) once the killed process is
+// reaped.
+func (r *Runtime) KillDuring(span time.Duration, n int, args func(i int) []string, after func(i int)) {
+	r.t.Helper()
+	rng := rand.New(rand.NewSource(time.Now().UnixNano()))
+	for i := 0; i < n; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		cmd := r.Command(ctx, args(i)...)
+		if err := cmd.Start(); err != nil {
+			cancel()
+			r.t.Fatal(err)
+		}
+		time.Sleep(span*time.Duration(i)/time.Duration(n) + time.Duration(rng.Intn(1000))*time.Microsecond)
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		cancel()
+		after(i)
 	}
 }

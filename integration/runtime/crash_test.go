@@ -3,8 +3,6 @@
 package runtime_test
 
 import (
-	"context"
-	"math/rand"
 	"os"
 	"path/filepath"
 	"strings"
@@ -22,27 +20,16 @@ func TestKillDuringCreateThenDeleteForce(t *testing.T) {
 	rt := h.NewRuntime(t)
 	b := h.NewBundle(t, "sleep", "1000")
 	rootfs := filepath.Join(b.Dir, "rootfs")
-	rng := rand.New(rand.NewSource(time.Now().UnixNano()))
+	id := "crash"
 	// How long does one create take on this machine right now?
 	t0 := time.Now()
-	rt.MustRun("create", "--bundle", b.Dir, "crash")
+	rt.MustRun("create", "--bundle", b.Dir, id)
 	span := time.Since(t0) * 6 / 5
-	rt.MustRun("delete", "--force", "crash")
+	rt.MustRun("delete", "--force", id)
 	iterations := 40
 	outcomes := map[string]int{}
-	for i := 0; i < iterations; i++ {
-		id := "crash"
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		cmd := rt.Command(ctx, "create", "--bundle", b.Dir, id)
-		if err := cmd.Start(); err != nil {
-			cancel()
-			t.Fatal(err)
-		}
-		// Spread the kill evenly over the whole create.
-		time.Sleep(span*time.Duration(i)/time.Duration(iterations) + time.Duration(rng.Intn(1000))*time.Microsecond)
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		cancel()
+	create := func(int) []string { return []string{"create", "--bundle", b.Dir, id} }
+	rt.KillDuring(span, iterations, create, func(i int) {
 		outcomes[rt.Status(id)]++
 		if res := rt.Run("delete", "--force", id); res.Err != nil {
 			t.Fatalf("iteration %d: delete --force: %v %s", i, res.Err, res.Stderr)
@@ -54,7 +41,7 @@ func TestKillDuringCreateThenDeleteForce(t *testing.T) {
 		if pids := processesIn(rootfs); len(pids) > 0 {
 			t.Fatalf("iteration %d: processes left with cwd in the rootfs: %v", i, pids)
 		}
-	}
+	})
 	t.Logf("create takes ~%s; status seen after the kill, over %d iterations: %v", span*5/6, iterations, outcomes)
 }
 

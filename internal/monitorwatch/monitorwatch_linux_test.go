@@ -29,46 +29,75 @@ type fixture struct {
 	init     *exec.Cmd
 }
 
-func idle(t *testing.T, args ...string) *exec.Cmd {
-	t.Helper()
+// idle starts the test binary idling with the given argv[1:]; safe from
+// any goroutine (Watch calls ensure on its own).
+func idle(t *testing.T, args ...string) (*exec.Cmd, error) {
 	cmd := exec.Command(os.Args[0])
 	cmd.Args = append([]string{os.Args[0]}, args...)
 	cmd.Env = append(os.Environ(), "MONITORWATCH_IDLE=1")
 	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
 	})
+	return cmd, nil
+}
+
+func mustIdle(t *testing.T, args ...string) *exec.Cmd {
+	t.Helper()
+	cmd, err := idle(t, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
 	return cmd
 }
 
 // newFixture writes a state dir whose monitor.json names a running init.
 func newFixture(t *testing.T) *fixture {
 	f := &fixture{t: t, stateDir: t.TempDir()}
-	f.init = idle(t, "init")
+	f.init = mustIdle(t, "init")
 	_, start, ok := procStat(f.init.Process.Pid)
 	if !ok {
 		t.Fatal("no stat of the init")
 	}
-	f.write(ConfigFile, map[string]any{"initPid": f.init.Process.Pid, "initStart": start})
+	f.mustWrite(ConfigFile, map[string]any{"initPid": f.init.Process.Pid, "initStart": start})
 	return f
 }
 
-func (f *fixture) write(name string, v any) {
+func (f *fixture) write(name string, v any) error {
 	b, _ := json.Marshal(v)
-	if err := os.WriteFile(filepath.Join(f.stateDir, name), b, 0o600); err != nil {
+	return os.WriteFile(filepath.Join(f.stateDir, name), b, 0o600)
+}
+
+func (f *fixture) mustWrite(name string, v any) {
+	if err := f.write(name, v); err != nil {
 		f.t.Fatal(err)
 	}
 }
 
-// startMonitor starts a stand-in monitor and records it in mxc.json.
-func (f *fixture) startMonitor() *exec.Cmd {
-	m := idle(f.t, Verb, filepath.Join(f.stateDir, ConfigFile))
-	f.write(RecordFile, map[string]any{"monitorPid": m.Process.Pid})
+// startMonitor starts a stand-in monitor and records it in mxc.json, as
+// policy-ensure would; it is called from Watch's goroutine too.
+func (f *fixture) startMonitor() (*exec.Cmd, error) {
+	m, err := idle(f.t, Verb, filepath.Join(f.stateDir, ConfigFile))
+	if err != nil {
+		return nil, err
+	}
+	if err := f.write(RecordFile, map[string]any{"monitorPid": m.Process.Pid}); err != nil {
+		return nil, err
+	}
 	if !IsMonitor(m.Process.Pid, f.stateDir) {
-		f.t.Fatal("the stand-in is not taken for the monitor")
+		return nil, errors.New("the stand-in is not taken for the monitor")
+	}
+	return m, nil
+}
+
+func (f *fixture) mustStartMonitor() *exec.Cmd {
+	f.t.Helper()
+	m, err := f.startMonitor()
+	if err != nil {
+		f.t.Fatal(err)
 	}
 	return m
 }
@@ -110,12 +139,16 @@ func closed(c chan struct{}) bool {
 // followed; a monitor that ends with its init is not.
 func TestWatchRestartsDeadMonitor(t *testing.T) {
 	f := newFixture(t)
-	mon := f.startMonitor()
+	mon := f.mustStartMonitor()
 	var ensures atomic.Int32
 	var current atomic.Pointer[exec.Cmd]
 	ensure := func() error {
+		m, err := f.startMonitor()
+		if err != nil {
+			return err
+		}
+		current.Store(m) // before the count the test waits for
 		ensures.Add(1)
-		current.Store(f.startMonitor())
 		return nil
 	}
 	stop := make(chan struct{})
@@ -143,14 +176,14 @@ func TestWatchRestartsDeadMonitor(t *testing.T) {
 // A failing restart is retried, with the backoff, until one works.
 func TestWatchRetriesFailedRestart(t *testing.T) {
 	f := newFixture(t)
-	mon := f.startMonitor()
+	mon := f.mustStartMonitor()
 	var ensures atomic.Int32
 	ensure := func() error {
 		if ensures.Add(1) < 3 {
 			return errors.New("runtime busy")
 		}
-		f.startMonitor()
-		return nil
+		_, err := f.startMonitor()
+		return err
 	}
 	stop := make(chan struct{})
 	done := watch(f, stop, ensure)
@@ -167,7 +200,7 @@ func TestWatchRetriesFailedRestart(t *testing.T) {
 // stop ends a watch that is waiting on a live monitor at once.
 func TestWatchStops(t *testing.T) {
 	f := newFixture(t)
-	f.startMonitor()
+	f.mustStartMonitor()
 	stop := make(chan struct{})
 	done := watch(f, stop, func() error { t.Error("ensure called"); return nil })
 	time.Sleep(30 * time.Millisecond)
@@ -182,21 +215,25 @@ func TestWatchStops(t *testing.T) {
 // No monitor recorded (none was needed) or a recycled pid: nothing to do.
 func TestWatchWithoutMonitor(t *testing.T) {
 	f := newFixture(t)
-	f.write(RecordFile, map[string]any{})
+	f.mustWrite(RecordFile, map[string]any{})
 	done := watch(f, make(chan struct{}), func() error { t.Error("ensure called"); return nil })
 	waitFor(t, "the watch to end", func() bool { return closed(done) })
 
 	// The recorded pid runs something else: the monitor is gone, and the
 	// init runs, so it is restarted.
-	other := idle(t, "not-the-monitor")
-	f.write(RecordFile, map[string]any{"monitorPid": other.Process.Pid})
+	other := mustIdle(t, "not-the-monitor")
+	f.mustWrite(RecordFile, map[string]any{"monitorPid": other.Process.Pid})
 	if IsMonitor(other.Process.Pid, f.stateDir) {
 		t.Fatal("a process with another command line taken for the monitor")
 	}
 	var ensures atomic.Int32
 	stop := make(chan struct{})
 	defer close(stop)
-	watch(f, stop, func() error { ensures.Add(1); f.startMonitor(); return nil })
+	watch(f, stop, func() error {
+		_, err := f.startMonitor()
+		ensures.Add(1)
+		return err
+	})
 	waitFor(t, "the restart", func() bool { return ensures.Load() == 1 })
 }
 
