@@ -23,11 +23,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"mxc.dev/mxc/internal/procstat"
 )
 
 const (
@@ -83,28 +84,8 @@ func InitRunning(stateDir string) bool {
 	if json.Unmarshal(b, &m) != nil || m.InitPid <= 0 || m.InitStart == 0 {
 		return false
 	}
-	state, start, ok := procStat(m.InitPid)
-	return ok && start == m.InitStart && state != "Z" && state != "X"
-}
-
-// procStat returns a process's state letter and start time (clock ticks
-// since boot) from /proc/PID/stat.
-func procStat(pid int) (state string, start uint64, ok bool) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return "", 0, false
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return "", 0, false
-	}
-	f := strings.Fields(s[i+1:])
-	if len(f) < 20 {
-		return "", 0, false
-	}
-	start, err = strconv.ParseUint(f[19], 10, 64)
-	return f[0], start, err == nil
+	st, err := procstat.Read(m.InitPid)
+	return err == nil && st.Start == m.InitStart && !st.Gone()
 }
 
 // Options tune Watch; the zero value is what the shim uses.

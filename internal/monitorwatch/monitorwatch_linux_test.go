@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"mxc.dev/mxc/internal/procstat"
 )
 
 // The test binary stands in for the monitor (argv = exe policy-monitor
@@ -58,8 +60,8 @@ func mustIdle(t *testing.T, args ...string) *exec.Cmd {
 func newFixture(t *testing.T) *fixture {
 	f := &fixture{t: t, stateDir: t.TempDir()}
 	f.init = mustIdle(t, "init")
-	_, start, ok := procStat(f.init.Process.Pid)
-	if !ok {
+	start := procstat.StartTime(f.init.Process.Pid)
+	if start == 0 {
 		t.Fatal("no stat of the init")
 	}
 	f.mustWrite(ConfigFile, map[string]any{"initPid": f.init.Process.Pid, "initStart": start})

@@ -13,6 +13,8 @@ import (
 	"github.com/opencontainers/runc/libcontainer"
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
+
+	"mxc.dev/mxc/internal/procstat"
 )
 
 // Delete implements `delete [--force]`. A container whose create was
@@ -101,30 +103,8 @@ func killAndWait(c *libcontainer.Container) error {
 // exiting reports whether pid has entered its exit (PF_EXITING in
 // /proc/PID/stat's flags).
 func exiting(pid int) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
-	}
-	return statExiting(string(b))
-}
-
-// statExiting parses a /proc/PID/stat line: after the command's closing
-// parenthesis, the 7th field is the flags word (field 9 of proc(5)).
-func statExiting(stat string) bool {
-	i := strings.LastIndexByte(stat, ')')
-	if i < 0 {
-		return false
-	}
-	f := strings.Fields(stat[i+1:])
-	if len(f) < 7 {
-		return false
-	}
-	flags, err := strconv.ParseUint(f[6], 10, 64)
-	if err != nil {
-		return false
-	}
-	const pfExiting = 0x4
-	return flags&pfExiting != 0
+	st, err := procstat.Read(pid)
+	return err == nil && st.Exiting()
 }
 
 // destroy removes everything of a container that libcontainer knows about,

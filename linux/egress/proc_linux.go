@@ -1,42 +1,25 @@
 package egress
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"mxc.dev/mxc/internal/procstat"
 )
 
 // procStat returns the state letter and start time (clock ticks since
 // boot) of pid: together with the pid, the start time names one process and
 // guards against a recycled pid.
 func procStat(pid int) (state byte, start uint64, err error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, 0, err
-	}
-	// comm may contain spaces and parentheses: fields start after the last ')'.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, 0, errors.New("malformed stat")
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 20 {
-		return 0, 0, errors.New("malformed stat")
-	}
-	start, err = strconv.ParseUint(f[19], 10, 64) // field 22 overall
-	if err != nil {
-		return 0, 0, err
-	}
-	return f[0][0], start, nil
+	st, err := procstat.Read(pid)
+	return st.State, st.Start, err
 }
 
 // kill signals one process. It refuses anything but a single real pid:

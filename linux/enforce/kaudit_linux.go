@@ -8,12 +8,13 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"mxc.dev/mxc/internal/procstat"
 )
 
 // Kernel audit: Landlock ABI 7 reports each denial as audit records
@@ -220,22 +221,6 @@ func nsInode(pid int, kind string) uint64 {
 	return st.Ino
 }
 
-// procStartTime is field 22 of /proc/<pid>/stat (start time in clock
-// ticks), which tells a pid from a later process reusing it.
-func procStartTime(pid int) uint64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0
-	}
-	f := strings.Fields(s[i+1:])
-	if len(f) < 20 {
-		return 0
-	}
-	v, _ := strconv.ParseUint(f[19], 10, 64)
-	return v
-}
+// procStartTime is the start time of pid (clock ticks since boot), which
+// tells a pid from a later process reusing it; 0 when it is gone.
+func procStartTime(pid int) uint64 { return procstat.StartTime(pid) }

@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"mxc.dev/mxc/internal/procstat"
 	"mxc.dev/mxc/linux/egress"
 )
 
@@ -111,20 +112,11 @@ func runNetworked(pl *Plan, args, env []string) (code int, err error) {
 
 // procIdentity is "<pid>-<start time>": a pid alone may be reused.
 func procIdentity(pid int) (string, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	st, err := procstat.Read(pid)
 	if err != nil {
 		return "", err
 	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return "", errors.New("malformed /proc stat")
-	}
-	f := strings.Fields(s[i+1:])
-	if len(f) < 20 {
-		return "", errors.New("malformed /proc stat")
-	}
-	return fmt.Sprintf("%d-%s", pid, f[19]), nil
+	return fmt.Sprintf("%d-%d", pid, st.Start), nil
 }
 
 // sweepStale removes the state of networked sandboxes whose process is
