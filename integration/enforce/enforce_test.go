@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 
 	"mxc.dev/mxc/integration/harness"
 	"mxc.dev/mxc/spec"
@@ -268,6 +269,61 @@ func TestExecCapabilitiesBounded(t *testing.T) {
 	if !strings.Contains(res.Stdout, "NoNewPrivs:1") {
 		t.Errorf("exec --no-new-privs=false: %s %s", res.Stdout, res.Stderr)
 	}
+}
+
+// TestSessionStaleIDMapMount: a create killed after it mounted the
+// id-mapped rootfs and before libcontainer made the state dir leaves a
+// mount keyed by the id and nothing else. delete --force of the id removes
+// it, and a later create of the same id replaces it rather than stacking
+// another on top. (A tmpfs stands in for the leftover mount.)
+func TestSessionStaleIDMapMount(t *testing.T) {
+	r := harness.NewRuntime(t)
+	escapeBinary(t)
+	b := agentBundle(t, basePolicy(spec.TierSession), "true")
+	id := newID("stale")
+	leftover := filepath.Join(r.Root, ".mxc-idmap", id)
+	plant := func() {
+		t.Helper()
+		if err := os.MkdirAll(leftover, 0o711); err != nil {
+			t.Fatal(err)
+		}
+		if err := unix.Mount("tmpfs", leftover, "tmpfs", 0, "size=1m"); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = unix.Unmount(leftover, unix.MNT_DETACH) })
+	}
+	mountsAt := func() int {
+		n := 0
+		for _, m := range harness.MountsUnder(leftover) {
+			if m == leftover {
+				n++
+			}
+		}
+		return n
+	}
+
+	plant()
+	if res := r.Run("delete", "--force", id); res.Err != nil {
+		t.Fatalf("delete --force of the interrupted create: %v %s", res.Err, res.Stderr)
+	}
+	if n := mountsAt(); n != 0 {
+		t.Fatalf("%d mounts left at %s after delete --force", n, leftover)
+	}
+
+	plant()
+	r.MustRun("create", "--bundle", b.Dir, id)
+	if n := mountsAt(); n != 1 {
+		t.Errorf("%d mounts at %s after create over a stale one, want the container's own", n, leftover)
+	}
+	r.MustRun("start", id)
+	if err := r.WaitStatus(id, "stopped", 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	r.MustRun("delete", id)
+	if n := mountsAt(); n != 0 {
+		t.Errorf("%d mounts left at %s after delete", n, leftover)
+	}
+	assertNoHostState(t, r.Root)
 }
 
 // TestSessionIdentity: a session agent runs in a user namespace mapped to
