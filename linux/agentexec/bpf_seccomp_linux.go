@@ -9,7 +9,7 @@ package agentexec
 //     one (what seccomp.InstallAgent loads), else the profile compiled as
 //     below (what InstallAgent's fallback, libcontainer's InitSeccomp,
 //     loads);
-//   - a spec profile: libcontainer v1.5.2's InitSeccomp up to the load,
+//   - a spec profile: libcontainer v1.5.3's InitSeccomp up to the load,
 //     with its own unexported helpers (linked by name: getAction, setFlag,
 //     matchCall, and patchbpf's enosysPatchFilter and filterFlags), so that
 //     the -ENOSYS stub, the binary-tree optimisation and the filter flags

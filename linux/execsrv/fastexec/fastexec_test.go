@@ -133,7 +133,7 @@ func FuzzDecodeRequest(f *testing.F) {
 	})
 }
 
-// prepareEnv is libcontainer v1.5.2's prepareEnv (env.go) without the
+// prepareEnv is libcontainer v1.5.3's prepareEnv (env.go) without the
 // passwd lookup: it is unexported, so the test carries a copy.
 func prepareEnv(env []string) ([]string, bool, error) {
 	homeIsSet := false
