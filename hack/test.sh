@@ -50,8 +50,10 @@ static_checks() {
 unit_tests() {
 	# Pure logic: no root needed (policy, HCS translation, audit codec, ...).
 	# bench/: only its parsers and report writers (the benchmarks run in
-	# the bench suite).
-	go test -tags "$GOTAGS" -count=1 -timeout 10m $(go list ./... | grep -v -e /integration/ -e /bench/) ./bench/cmd/...
+	# the bench suite); integration/: only the conformance runner's TAP
+	# parsing and scoring.
+	go test -tags "$GOTAGS" -count=1 -timeout 10m $(go list ./... | grep -v -e /integration/ -e /bench/) ./bench/cmd/... \
+		./integration/conformance/runner/...
 }
 
 fuzz_targets() {

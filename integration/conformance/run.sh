@@ -8,9 +8,10 @@
 # with its own timeout, and prints
 #   runtime-tools validation: mxc N/M passed, runc K/M passed
 # It exits non-zero when mxc passes fewer programs or test points than runc.
-# A program that mxc fails and runc passes is retried once for mxc (some
-# programs race with their container under load) and, if it passes then,
-# listed as flaky. Every program still failing under mxc alone is listed
+# A program in which mxc does worse than runc (fails where runc passes, or
+# loses points runc scores) is retried once for mxc (some programs race with
+# their container under load, or end before their TAP plan) and, if it does
+# as well then, listed as flaky. Every program still failing under mxc alone is listed
 # with its failing points, its stderr and where its logs are.
 #
 # Environment:

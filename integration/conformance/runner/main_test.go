@@ -56,3 +56,33 @@ func TestUnescapeMount(t *testing.T) {
 		t.Fatalf("got %q", got)
 	}
 }
+
+// TestWorse: what gets a retry and is listed as a regression.
+func TestWorse(t *testing.T) {
+	ok := func(desc string) point { return point{OK: true, Desc: desc} }
+	bad := func(desc string) point { return point{Desc: desc} }
+	passing := &result{Plan: 2, Points: []point{ok("a"), ok("b")}}
+	oneBad := &result{Plan: 2, Points: []point{ok("a"), bad("b")}, ExitCode: 1}
+	noPlan := &result{Plan: -1, ExitCode: 1}
+	for _, c := range []struct {
+		name     string
+		t, ref   *result
+		want     bool
+		wantLost int
+	}{
+		{"both pass", passing, passing, false, 0},
+		{"fails where the reference passes", oneBad, passing, true, 1},
+		{"same failure as the reference", oneBad, oneBad, false, 0},
+		{"no output where the reference scored points", noPlan, oneBad, true, 1},
+		{"better than the reference", passing, oneBad, false, 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if got := worse(c.t, c.ref); got != c.want {
+				t.Errorf("worse = %v, want %v", got, c.want)
+			}
+			if got := len(lostPoints(c.t, c.ref)); got != c.wantLost {
+				t.Errorf("%d lost points, want %d", got, c.wantLost)
+			}
+		})
+	}
+}
