@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -322,6 +323,37 @@ func TestSessionStaleIDMapMount(t *testing.T) {
 	r.MustRun("delete", id)
 	if n := mountsAt(); n != 0 {
 		t.Errorf("%d mounts left at %s after delete", n, leftover)
+	}
+	assertNoHostState(t, r.Root)
+}
+
+// TestSessionConcurrentRuns: session-tier containers created and removed
+// at once share the state root's .mxc-idmap directory; none of them may
+// find it pulled from under its mkdir (the density benchmark did).
+func TestSessionConcurrentRuns(t *testing.T) {
+	r := harness.NewRuntime(t)
+	escapeBinary(t)
+	const workers, rounds = 8, 4
+	errs := make(chan string, workers*rounds)
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		// A bundle each: a bundle names its cgroup.
+		b := agentBundle(t, basePolicy(spec.TierSession), "true")
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := 0; i < rounds; i++ {
+				id := newID(fmt.Sprintf("conc%d", w))
+				if res := r.Run("run", "--bundle", b.Dir, id); res.Err != nil {
+					errs <- fmt.Sprintf("%s: %v %s", id, res.Err, res.Stderr)
+				}
+			}
+		}(w)
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
 	}
 	assertNoHostState(t, r.Root)
 }

@@ -278,7 +278,10 @@ func mountIDMappedRootfs(root, rootfs, dst string, r idRange) error {
 	return nil
 }
 
-// unmountIDMapped removes what mountIDMappedRootfs made; idempotent.
+// unmountIDMapped removes what mountIDMappedRootfs made; idempotent. The
+// .mxc-idmap directory above dst stays, as the root's .locks does:
+// removing it once empty raced with another container's create between
+// its two mkdirs (ENOENT, found by 100 concurrent creates).
 func unmountIDMapped(dst string) error {
 	for i := 0; i < 8; i++ {
 		err := unix.Unmount(dst, unix.MNT_DETACH)
@@ -291,7 +294,6 @@ func unmountIDMapped(dst string) error {
 	if err := os.Remove(dst); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
-	_ = os.Remove(filepath.Dir(dst)) // the .mxc-idmap dir, once empty
 	return nil
 }
 
