@@ -220,8 +220,21 @@ func TestPolicyEnsureRestartsMonitor(t *testing.T) {
 	if r := c.outside(t, "dns", lab.UpstreamDNS+":53", "allowed.test", "A"); r.OK {
 		t.Fatalf("DNS answered with the gate dead: %+v", r)
 	}
+	monitorState := func() any {
+		st, err := e.rt.State(c.id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st["mxcMonitor"]
+	}
+	if m := monitorState(); m != "gone" {
+		t.Errorf("state's mxcMonitor with the monitor dead: %v, want gone", m)
+	}
 
 	e.rt.MustRun("policy-ensure", c.id)
+	if m := monitorState(); m != "running" {
+		t.Errorf("state's mxcMonitor after policy-ensure: %v, want running", m)
+	}
 	np := c.monitorPid(t)
 	if np == old || !strings.Contains(cmdline(np), "policy-monitor") {
 		t.Fatalf("after policy-ensure: monitor pid %d (was %d): %q", np, old, cmdline(np))

@@ -18,6 +18,7 @@ import (
 	"github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"mxc.dev/mxc/internal/monitorwatch"
 	"mxc.dev/mxc/spec"
 )
 
@@ -35,6 +36,12 @@ type State struct {
 	// mxc additions: the policy that holds the container.
 	PolicyDigest string `json:"mxcPolicyDigest,omitempty"`
 	Tier         string `json:"mxcTier,omitempty"`
+	// Monitor is whether the container's policy monitor (timeout, oom and
+	// fs.deny events, the egress gate) runs: "running" or "gone", while
+	// the container is created, running or paused and has one. "gone"
+	// means the timeout is unwatched until something restarts it
+	// (`policy-ensure`, the mxc shim, the next exec).
+	Monitor string `json:"mxcMonitor,omitempty"`
 }
 
 // Load opens an existing container; a container whose create was
@@ -91,6 +98,12 @@ func (r *Runtime) state(c *libcontainer.Container) (*State, error) {
 	}
 	if rec, _ := LoadRecord(r.stateDir(c.ID())); rec != nil {
 		out.PolicyDigest, out.Tier = rec.PolicyDigest, rec.Tier
+		if rec.MonitorPid > 0 && st != libcontainer.Stopped {
+			out.Monitor = "gone"
+			if monitorwatch.IsMonitor(rec.MonitorPid, r.stateDir(c.ID())) {
+				out.Monitor = "running"
+			}
+		}
 	}
 	return out, nil
 }
