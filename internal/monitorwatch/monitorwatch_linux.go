@@ -81,11 +81,10 @@ func InitRunning(stateDir string) bool {
 		InitPid   int    `json:"initPid"`
 		InitStart uint64 `json:"initStart"`
 	}
-	if json.Unmarshal(b, &m) != nil || m.InitPid <= 0 || m.InitStart == 0 {
+	if json.Unmarshal(b, &m) != nil || m.InitStart == 0 {
 		return false
 	}
-	st, err := procstat.Read(m.InitPid)
-	return err == nil && st.Start == m.InitStart && !st.Gone()
+	return procstat.Alive(m.InitPid, m.InitStart)
 }
 
 // Options tune Watch; the zero value is what the shim uses.

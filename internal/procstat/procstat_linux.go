@@ -66,6 +66,16 @@ func Parse(b []byte) (Stat, error) {
 	return Stat{State: f[0][0], Flags: flags, Start: start}, nil
 }
 
+// Alive reports whether the process pid that started at start still runs:
+// the same process (not a later one that reused the pid) and not a zombie.
+func Alive(pid int, start uint64) bool {
+	if pid <= 0 {
+		return false
+	}
+	st, err := Read(pid)
+	return err == nil && st.Start == start && !st.Gone()
+}
+
 // StartTime is Read(pid).Start, 0 when the process is gone or unreadable.
 func StartTime(pid int) uint64 {
 	s, err := Read(pid)

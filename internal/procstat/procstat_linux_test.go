@@ -56,6 +56,9 @@ func TestReadSelf(t *testing.T) {
 	if StartTime(-1) != 0 {
 		t.Fatal("StartTime of no process is not 0")
 	}
+	if !Alive(os.Getpid(), s.Start) || Alive(os.Getpid(), s.Start+1) || Alive(-1, s.Start) {
+		t.Fatal("Alive: this process with its start time, not with another, and no process never")
+	}
 }
 
 func FuzzParse(f *testing.F) {

@@ -19,7 +19,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"mxc.dev/mxc/internal/monitorwatch"
-	"mxc.dev/mxc/spec"
 )
 
 // State is the OCI state document `state` prints (plus runc's fields).
@@ -96,11 +95,12 @@ func (r *Runtime) state(c *libcontainer.Container) (*State, error) {
 		Created:        ls.BaseState.Created,
 		Annotations:    ann,
 	}
-	if rec, _ := LoadRecord(r.stateDir(c.ID())); rec != nil {
+	stateDir := r.stateDir(c.ID())
+	if rec, _ := LoadRecord(stateDir); rec != nil {
 		out.PolicyDigest, out.Tier = rec.PolicyDigest, rec.Tier
 		if rec.MonitorPid > 0 && st != libcontainer.Stopped {
 			out.Monitor = "gone"
-			if monitorwatch.IsMonitor(rec.MonitorPid, r.stateDir(c.ID())) {
+			if monitorwatch.IsMonitor(rec.MonitorPid, stateDir) {
 				out.Monitor = "running"
 			}
 		}
@@ -238,15 +238,6 @@ func (r *Runtime) Processes(id string) ([]int, error) {
 	return c.Processes()
 }
 
-// HelperEnsurer is implemented by a PolicyEngine whose containers depend
-// on helper processes that can be restarted (the policy monitor, and the
-// egress gate it hosts).
-type HelperEnsurer interface {
-	// EnsureHelpers restarts the helpers of a running container that are
-	// gone; it does nothing when they run or the container's init is gone.
-	EnsureHelpers(stateDir, id string, eff *spec.Effective) error
-}
-
 // EnsureHelpers implements `policy-ensure`: the long-lived supervisor of
 // a container (the mxc shim) calls it when the container's policy monitor
 // died, so that the timeout is watched again and the egress gate serves
@@ -262,12 +253,8 @@ func (r *Runtime) EnsureHelpers(id string) error {
 		return fmt.Errorf("container %q: %w", id, ErrNotExist)
 	}
 	eff, err := LoadPolicy(stateDir)
-	if err != nil || eff == nil {
+	if err != nil || eff == nil || r.Policy == nil {
 		return err
 	}
-	he, ok := r.Policy.(HelperEnsurer)
-	if !ok {
-		return nil
-	}
-	return he.EnsureHelpers(stateDir, id, eff)
+	return r.Policy.EnsureHelpers(stateDir, id, eff)
 }

@@ -51,6 +51,10 @@ type PolicyEngine interface {
 	AfterCreate(c *libcontainer.Container, eff *spec.Effective, cc *CreateContext) error
 	// Teardown undoes AfterCreate; idempotent, safe after a crash.
 	Teardown(stateDir string, rec *Record) error
+	// EnsureHelpers restarts the helpers of a running container that are
+	// gone (the policy monitor, and the egress gate it hosts); it does
+	// nothing when they run or the container's init is gone.
+	EnsureHelpers(stateDir, id string, eff *spec.Effective) error
 }
 
 // CreateContext carries per-create facts between the policy hooks.

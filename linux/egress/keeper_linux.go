@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"mxc.dev/mxc/internal/procstat"
 )
 
 // A gate host is a long-lived helper of a container that runs the
@@ -98,7 +100,7 @@ func (h *GateHost) tell(in hostInstruction) error {
 // place ("go") and waits until it serves. The host prepared its sockets
 // meanwhile.
 func (h *GateHost) serve(ctx context.Context) (pidFile, error) {
-	_, st, err := procStat(h.Pid)
+	st, err := procstat.Read(h.Pid)
 	if err != nil {
 		return pidFile{}, fmt.Errorf("egress gate host %d: %w", h.Pid, err)
 	}
@@ -120,7 +122,7 @@ func (h *GateHost) serve(ctx context.Context) (pidFile, error) {
 	select {
 	case msg := <-done:
 		if msg == "ok" && werr == nil {
-			return pidFile{Pid: h.Pid, Start: st}, nil
+			return pidFile{Pid: h.Pid, Start: st.Start}, nil
 		}
 		if msg == "" || msg == "ok" {
 			msg = "the helper exited before the gate was ready"
@@ -416,9 +418,9 @@ func (k *Keeper) restart(takeover bool) (g *gate, gone bool, err error) {
 		return nil, false, err
 	}
 	if takeover {
-		_, st, err := procStat(os.Getpid())
+		st, err := procstat.Read(os.Getpid())
 		if err == nil {
-			err = writePidFile(filepath.Join(gd, "gate.pid"), pidFile{Pid: os.Getpid(), Start: st})
+			err = writePidFile(filepath.Join(gd, "gate.pid"), pidFile{Pid: os.Getpid(), Start: st.Start})
 		}
 		if err != nil {
 			g.close()

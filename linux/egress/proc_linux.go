@@ -14,14 +14,6 @@ import (
 	"mxc.dev/mxc/internal/procstat"
 )
 
-// procStat returns the state letter and start time (clock ticks since
-// boot) of pid: together with the pid, the start time names one process and
-// guards against a recycled pid.
-func procStat(pid int) (state byte, start uint64, err error) {
-	st, err := procstat.Read(pid)
-	return st.State, st.Start, err
-}
-
 // kill signals one process. It refuses anything but a single real pid:
 // kill(2) with 0 or -1 would signal a whole process group, or every process.
 func kill(pid int, sig unix.Signal) error {
@@ -39,11 +31,7 @@ func kill(pid int, sig unix.Signal) error {
 // procAlive reports whether the process pid that started at start still
 // runs (a zombie does not count).
 func procAlive(pid int, start uint64) bool {
-	if pid <= 0 {
-		return false
-	}
-	st, s, err := procStat(pid)
-	return err == nil && s == start && st != 'Z' && st != 'X'
+	return procstat.Alive(pid, start)
 }
 
 type pidFile struct {
@@ -228,12 +216,12 @@ func serveOwn(ctx context.Context, h *GateHost, gd string) (pidFile, error) {
 // killHost ends a host spawnHost started that never served.
 func killHost(h *GateHost) {
 	h.close()
-	_, st, err := procStat(h.Pid)
+	st, err := procstat.Read(h.Pid)
 	if err != nil {
 		return
 	}
 	_ = kill(h.Pid, unix.SIGKILL)
-	waitGone(pidFile{Pid: h.Pid, Start: st}, 5*time.Second)
+	waitGone(pidFile{Pid: h.Pid, Start: st.Start}, 5*time.Second)
 }
 
 // logTail returns the last line of a log file, for error messages.

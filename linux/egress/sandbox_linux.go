@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"mxc.dev/mxc/internal/procstat"
 	"mxc.dev/mxc/spec"
 )
 
@@ -186,8 +187,7 @@ func (s *Sandbox) startSlirp(hostLoopback bool) error {
 		return fmt.Errorf("start slirp4netns: %w", err)
 	}
 	s.slirpEnd = exitW
-	_, st, _ := procStat(cmd.Process.Pid)
-	s.slirp = pidFile{Pid: cmd.Process.Pid, Start: st}
+	s.slirp = pidFile{Pid: cmd.Process.Pid, Start: procstat.StartTime(cmd.Process.Pid)}
 	go func() { _ = cmd.Wait() }() // our child: reap it when it ends
 
 	got := make(chan error, 1)

@@ -22,6 +22,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"mxc.dev/mxc/audit"
+	"mxc.dev/mxc/internal/monitorwatch"
+	"mxc.dev/mxc/internal/procstat"
 	"mxc.dev/mxc/linux/agentexec"
 	"mxc.dev/mxc/linux/container"
 	"mxc.dev/mxc/linux/egress"
@@ -390,7 +392,7 @@ func (e *Engine) AfterCreate(c *libcontainer.Container, eff *spec.Effective, cc 
 			StateDir:    cc.StateDir,
 			Agent:       agent,
 			InitPid:     pid,
-			InitStart:   procStartTime(pid),
+			InitStart:   procstat.StartTime(pid),
 			TimeoutMs:   uint64(eff.Timeout() / time.Millisecond),
 			OOM:         hasMemoryLimit(cc.Spec),
 			KernelAudit: kaudit,
@@ -509,10 +511,10 @@ func (e *Engine) restartMonitor(stateDir, id string, eff *spec.Effective) error 
 	if err != nil || rec == nil {
 		return err
 	}
-	if isMonitor(rec.MonitorPid, stateDir) {
+	if monitorwatch.IsMonitor(rec.MonitorPid, stateDir) {
 		return nil
 	}
-	if procStartTime(m.InitPid) != m.InitStart || m.InitStart == 0 {
+	if procstat.StartTime(m.InitPid) != m.InitStart || m.InitStart == 0 {
 		return nil // the container's init is gone: nothing to watch
 	}
 	mp, err := spawnMonitor(e.opts.Exe, stateDir, m.Gate)
@@ -598,7 +600,7 @@ func (e *Engine) Teardown(stateDir string, rec *container.Record) error {
 	return errors.Join(errs...)
 }
 
-// EnsureHelpers implements container.HelperEnsurer: the policy monitor
+// EnsureHelpers implements container.PolicyEngine: the policy monitor
 // (and the egress gate it hosts) restarted if it died while the
 // container's init runs, as the next exec would.
 func (e *Engine) EnsureHelpers(stateDir, id string, eff *spec.Effective) error {

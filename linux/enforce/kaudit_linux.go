@@ -13,8 +13,6 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
-
-	"mxc.dev/mxc/internal/procstat"
 )
 
 // Kernel audit: Landlock ABI 7 reports each denial as audit records
@@ -220,7 +218,3 @@ func nsInode(pid int, kind string) uint64 {
 	}
 	return st.Ino
 }
-
-// procStartTime is the start time of pid (clock ticks since boot), which
-// tells a pid from a later process reusing it; 0 when it is gone.
-func procStartTime(pid int) uint64 { return procstat.StartTime(pid) }

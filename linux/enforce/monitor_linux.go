@@ -26,6 +26,7 @@ import (
 	"mxc.dev/mxc/audit"
 	"mxc.dev/mxc/internal/monitorwatch"
 	"mxc.dev/mxc/internal/oomguard"
+	"mxc.dev/mxc/internal/procstat"
 	"mxc.dev/mxc/linux/egress"
 )
 
@@ -231,15 +232,11 @@ func writeFileAtomic(path string, b []byte) error {
 	return os.Rename(tmp, path)
 }
 
-// isMonitor reports whether pid is the monitor of stateDir (and not a
-// process that reused the pid).
-func isMonitor(pid int, stateDir string) bool { return monitorwatch.IsMonitor(pid, stateDir) }
-
 // stopMonitor ends the monitor of stateDir, if pid still is it. The
 // monitor has nothing to flush (each audit event is one write), so it is
 // killed outright; when it is our child (a foreground `run`), it is reaped.
 func stopMonitor(pid int, stateDir string) error {
-	if pid <= 1 || !isMonitor(pid, stateDir) {
+	if pid <= 1 || !monitorwatch.IsMonitor(pid, stateDir) {
 		return nil
 	}
 	if err := unix.Kill(pid, unix.SIGKILL); err != nil && !errors.Is(err, unix.ESRCH) {
@@ -319,7 +316,7 @@ func monitor(m monitorConfig) error {
 		return nil // the container is already gone
 	}
 	defer unix.Close(pidfd)
-	if procStartTime(m.InitPid) != m.InitStart {
+	if procstat.StartTime(m.InitPid) != m.InitStart {
 		return nil
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -335,10 +332,8 @@ func monitor(m monitorConfig) error {
 	// the rest of this set-up; the oom watch below waits for the keeper.
 	var keeper *egress.Keeper
 	keeperDone := make(chan struct{})
-	var settled <-chan struct{} // the gate's set-up is done (or there is none)
 	if m.Gate {
 		keeper = egress.NewKeeper(egress.KeepOptions{Cmd: os.NewFile(4, "gate-cmd"), Ready: os.NewFile(5, "gate-ready")})
-		settled = keeper.Settled()
 		go func() {
 			defer close(keeperDone)
 			if err := keeper.Run(ctx); err != nil {
@@ -346,10 +341,6 @@ func monitor(m monitorConfig) error {
 			}
 		}()
 		runtime.Gosched() // to its first blocking read
-	} else {
-		c := make(chan struct{})
-		close(c)
-		settled = c
 	}
 
 	w, err := audit.Open(filepath.Join(m.StateDir, audit.FileName), m.ID, m.Agent)
@@ -382,10 +373,12 @@ func monitor(m monitorConfig) error {
 	if m.OOM {
 		oomReady = make(chan (<-chan struct{}), 1)
 		go func() {
-			select {
-			case <-settled:
-			case <-ctx.Done():
-				return
+			if keeper != nil {
+				select {
+				case <-keeper.Settled():
+				case <-ctx.Done():
+					return
+				}
 			}
 			if c, err := libcontainer.Load(m.Root, m.ID); err == nil {
 				if ch, err := c.NotifyOOM(); err == nil {
