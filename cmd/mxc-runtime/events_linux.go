@@ -20,14 +20,7 @@ var eventsCommand = cli.Command{
 		&cli.BoolFlag{Name: "audit", Usage: "print the audit events (exec, fs.deny, net.deny, dns.deny, oom, timeout) and follow new ones"},
 		&cli.BoolFlag{Name: "no-follow", Usage: "with --audit: print the events so far and exit"},
 	},
-	Action: func(c *cli.Context) error {
-		if err := checkArgs(c, 1, true); err != nil {
-			return err
-		}
-		id, err := containerID(c)
-		if err != nil {
-			return err
-		}
+	Action: oneID(func(c *cli.Context, id string) error {
 		rt, err := newRuntime(c)
 		if err != nil {
 			return err
@@ -38,7 +31,7 @@ var eventsCommand = cli.Command{
 			return rt.AuditEvents(ctx, id, !c.Bool("no-follow"), c.App.Writer)
 		}
 		return rt.Events(ctx, id, c.Duration("interval"), c.Bool("stats"), c.App.Writer)
-	},
+	}),
 }
 
 func init() { register(&eventsCommand) }

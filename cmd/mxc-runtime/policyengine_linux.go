@@ -52,20 +52,13 @@ var policyEnsureCommand = cli.Command{
 	Usage:     "internal: restart a running container's policy monitor and egress gate if they died",
 	ArgsUsage: "<container-id>",
 	Hidden:    true,
-	Action: func(c *cli.Context) error {
-		if err := checkArgs(c, 1, true); err != nil {
-			return err
-		}
-		id, err := containerID(c)
-		if err != nil {
-			return err
-		}
+	Action: oneID(func(c *cli.Context, id string) error {
 		r, err := newRuntime(c)
 		if err != nil {
 			return err
 		}
 		return r.EnsureHelpers(id)
-	},
+	}),
 }
 
 func init() { register(&policyEnsureCommand) }

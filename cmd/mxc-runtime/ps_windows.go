@@ -15,14 +15,7 @@ var psCommand = cli.Command{
 	Flags: []cli.Flag{
 		&cli.StringFlag{Name: "format", Aliases: []string{"f"}, Value: "table", Usage: "table or json"},
 	},
-	Action: func(c *cli.Context) error {
-		if err := checkArgs(c, 1, true); err != nil {
-			return err
-		}
-		id, err := containerID(c)
-		if err != nil {
-			return err
-		}
+	Action: oneID(func(c *cli.Context, id string) error {
 		format := c.String("format")
 		if format != "table" && format != "json" {
 			return fmt.Errorf("invalid --format %q: want table or json", format)
@@ -48,7 +41,7 @@ var psCommand = cli.Command{
 			fmt.Fprintf(w, "%d\t%s\t%d\t%d\n", p.ProcessId, p.ImageName, p.KernelTime100ns+p.UserTime100ns, p.MemoryWorkingSetPrivateBytes)
 		}
 		return w.Flush()
-	},
+	}),
 }
 
 func init() { register(&psCommand) }

@@ -21,14 +21,7 @@ var shimCommand = cli.Command{
 		&cli.Uint64Flag{Name: "stderr", Hidden: true},
 		&cli.BoolFlag{Name: "exec", Hidden: true},
 	},
-	Action: func(c *cli.Context) error {
-		if err := checkArgs(c, 1, true); err != nil {
-			return err
-		}
-		id, err := containerID(c)
-		if err != nil {
-			return err
-		}
+	Action: oneID(func(c *cli.Context, id string) error {
 		rt, err := newRuntime(c)
 		if err != nil {
 			return err
@@ -58,7 +51,7 @@ var shimCommand = cli.Command{
 			return exitStatus(code)
 		}
 		return nil
-	},
+	}),
 }
 
 func init() { register(&shimCommand) }

@@ -32,14 +32,7 @@ var updateCommand = cli.Command{
 		&cli.StringFlag{Name: "memory-swap", Usage: "memory+swap limit; -1 for unlimited swap"},
 		&cli.IntFlag{Name: "pids-limit", Usage: "maximum number of pids"},
 	},
-	Action: func(c *cli.Context) error {
-		if err := checkArgs(c, 1, true); err != nil {
-			return err
-		}
-		id, err := containerID(c)
-		if err != nil {
-			return err
-		}
+	Action: oneID(func(c *cli.Context, id string) error {
 		res, err := updateResources(c)
 		if err != nil {
 			return err
@@ -49,7 +42,7 @@ var updateCommand = cli.Command{
 			return err
 		}
 		return rt.Update(id, res)
-	},
+	}),
 }
 
 func updateResources(c *cli.Context) (*specs.LinuxResources, error) {
