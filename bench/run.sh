@@ -30,7 +30,9 @@
 #                 `run /bin/true` to functions (perf record over N runs of an
 #                 unstripped build of the same tree; printed, not recorded);
 #                 with BENCH_CPU_PROFILE_POLICY=1 the bundle carries the
-#                 coding-agent policy (the C last step shows as process "3")
+#                 coding-agent policy (the C last step shows as process "3");
+#                 BENCH_CPU_PROFILE_DATA=FILE keeps perf.data there and the
+#                 profiled binary at FILE.bin (perf report -i FILE -G)
 #
 # Needs root. Cleans every container, state root and bundle it made, also
 # on failure.
@@ -64,10 +66,14 @@ if [ -n "${BENCH_CPU_PROFILE:-}" ]; then
 	command -v perf >/dev/null || die "BENCH_CPU_PROFILE needs perf (apt-get install linux-perf)"
 	# Same tags as `make build`, but with symbols (no -s -w).
 	log "building an unstripped mxc-runtime"
-	(cd "$repo" && go build -trimpath -tags "seccomp netgo osusergo" -ldflags "-extldflags -static" -o "$tmp/mxc-runtime" ./cmd/mxc-runtime)
+	(cd "$repo" && go build -trimpath -tags "seccomp netgo osusergo urfave_cli_no_docs" -ldflags "-extldflags -static" -o "$tmp/mxc-runtime" ./cmd/mxc-runtime)
 	(cd "$repo" && go build -o "$tmp/mxc-bench" ./bench/cmd/mxc-bench)
 	policy=()
 	[ "${BENCH_CPU_PROFILE_POLICY:-}" = 1 ] && policy=(-cpu-profile-policy)
+	if [ -n "${BENCH_CPU_PROFILE_DATA:-}" ]; then
+		policy+=(-cpu-profile-data "$BENCH_CPU_PROFILE_DATA")
+		cp "$tmp/mxc-runtime" "$BENCH_CPU_PROFILE_DATA.bin"
+	fi
 	"$tmp/mxc-bench" -runtime "mxc=$tmp/mxc-runtime" -cpu-profile "$BENCH_CPU_PROFILE" "${policy[@]}"
 	exit
 fi

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
 	"mxc.dev/mxc/audit"
@@ -310,5 +311,34 @@ func TestForegroundRunRestartsMonitor(t *testing.T) {
 	}
 	if strings.Contains(cmdline(np), "policy-monitor") {
 		t.Errorf("restarted monitor %d still running after the run ended", np)
+	}
+}
+
+// TestPolicyCreateFailsAfterInitHello: the monitor's configuration and the
+// egress filter start as soon as the init says hello (linux/inithello),
+// while libcontainer still sets the init up. An init that then fails (here
+// on a bind mount whose source does not exist) must fail the create with
+// an error that names the mount, and leave nothing of either behind: the
+// early work is cancelled and waited for before the clean-up runs.
+func TestPolicyCreateFailsAfterInitHello(t *testing.T) {
+	e := newRuntime(t)
+	b := e.bundle(t, crashPolicy(), "sleep", "1000")
+	missing := filepath.Join(t.TempDir(), "no-such-source")
+	b.Spec.Mounts = append(b.Spec.Mounts, specs.Mount{Destination: "/mnt", Type: "bind", Source: missing, Options: []string{"rbind", "ro"}})
+	b.Save(t)
+	for i := 0; i < 5; i++ {
+		id := e.newID()
+		res := e.rt.Run("--debug", "create", "--bundle", b.Dir, id)
+		if res.Err == nil {
+			e.rt.Run("delete", "--force", id)
+			t.Fatal("create with a bind mount of a missing source succeeded")
+		}
+		if !strings.Contains(res.Stderr, "said hello") {
+			t.Fatalf("the init did not say hello before failing (the early path was not taken): %s", res.Stderr)
+		}
+		if !strings.Contains(res.Stderr, "no-such-source") {
+			t.Errorf("the error does not name the mount's source: %s", res.Stderr)
+		}
+		e.assertGone(t, "failed create "+strconv.Itoa(i), id, b)
 	}
 }

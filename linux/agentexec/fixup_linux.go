@@ -11,7 +11,8 @@ import (
 )
 
 // FixupInitFDs replaces the "mxc-agent-exe" placeholder fd, if the process
-// has one, with an O_PATH, close-on-exec fd of /proc/self/exe. It must run
+// has one, with an O_PATH, close-on-exec fd of /proc/self/exe, and returns
+// the placeholder's fd number (-1 without one). It must run
 // in `mxc-runtime init` before libcontainer.Init (which closes or reuses
 // nothing below PassedFilesCount+3, where the placeholder sits).
 //
@@ -20,13 +21,13 @@ import (
 // closed. O_PATH is enough to exec through /proc/self/fd/N and needs no
 // read permission, which matters in a user namespace where the clone's
 // owner is unmapped.
-func FixupInitFDs() {
+func FixupInitFDs() int {
 	if os.Getenv("_LIBCONTAINER_INITPIPE") == "" {
-		return
+		return -1
 	}
 	ents, err := os.ReadDir("/proc/self/fd")
 	if err != nil {
-		return
+		return -1
 	}
 	want := "/memfd:" + ExeMemfdName
 	for _, e := range ents {
@@ -40,14 +41,15 @@ func FixupInitFDs() {
 		}
 		exe, err := unix.Open("/proc/self/exe", unix.O_PATH|unix.O_CLOEXEC, 0)
 		if err != nil {
-			return
+			return fd
 		}
 		if sealedExe(exe) {
 			_ = unix.Dup3(exe, fd, unix.O_CLOEXEC)
 		}
 		unix.Close(exe)
-		return
+		return fd
 	}
+	return -1
 }
 
 // overlayfsMagic is OVERLAYFS_SUPER_MAGIC.

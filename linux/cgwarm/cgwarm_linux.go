@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"mxc.dev/mxc/internal/argv"
 )
 
 // Start starts the warm-up in the background when args (the runtime's
@@ -37,29 +39,10 @@ func Warm(procs string) {
 	_ = f.Close()
 }
 
-// globalsWithValue are mxc-runtime's global flags that take a value as the
-// next argument (see cmd/mxc-runtime/main.go).
-var globalsWithValue = map[string]bool{
-	"--log": true, "--log-format": true, "--root": true, "--rootless": true, "--config": true,
-	"-log": true, "-log-format": true, "-root": true, "-rootless": true, "-config": true,
-}
-
 // attaches reports whether the verb in args is create or run.
 func attaches(args []string) bool {
-	for i := 1; i < len(args); i++ {
-		a := args[i]
-		if a == "--" {
-			return false
-		}
-		if strings.HasPrefix(a, "-") {
-			if globalsWithValue[a] {
-				i++
-			}
-			continue
-		}
-		return a == "create" || a == "run"
-	}
-	return false
+	v := argv.Verb(args)
+	return v == "create" || v == "run"
 }
 
 // ProcsFile returns the cgroup.procs file of the cgroup this process is

@@ -44,11 +44,19 @@ type PolicyEngine interface {
 	// returns what create records about it.
 	PrepareSpec(s *specs.Spec, eff *spec.Effective, c *CreateContext) error
 	// PrepareProcess edits a process (the init or an exec) right before it
-	// starts: in-container enforcement that must run last (Landlock).
+	// starts: in-container enforcement that must run last (Landlock). For
+	// the init it may start work that waits for the init to exist (the
+	// monitor's configuration, the egress filter); AfterCreate or
+	// AbortCreate ends it.
 	PrepareProcess(p *libcontainer.Process, eff *spec.Effective, c *CreateContext) error
 	// AfterCreate runs once the container's init exists and before the
 	// agent's process starts (egress filter in the netns, monitor).
 	AfterCreate(c *libcontainer.Container, eff *spec.Effective, cc *CreateContext) error
+	// AbortCreate stops the policy work a create started in the
+	// background (see PrepareProcess) when the create fails before
+	// AfterCreate, and waits for it, so that the clean-up after it sees all
+	// it did.
+	AbortCreate(c *CreateContext)
 	// Teardown undoes AfterCreate; idempotent, safe after a crash.
 	Teardown(stateDir string, rec *Record) error
 	// EnsureHelpers restarts the helpers of a running container that are
@@ -240,8 +248,15 @@ func (r *Runtime) create(o CreateOpts, act action) (status int, retErr error) {
 	}
 	if eff != nil {
 		if err := r.Policy.PrepareProcess(p, eff, cc); err != nil {
+			r.Policy.AbortCreate(cc)
 			return -1, fmt.Errorf("agent policy: %w", err)
 		}
+		// Runs before destroy's and teardownPolicy's defers (LIFO).
+		defer func() {
+			if retErr != nil {
+				r.Policy.AbortCreate(cc)
+			}
+		}()
 	}
 	var sigs *signals
 	if !detach {

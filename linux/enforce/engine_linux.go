@@ -106,6 +106,9 @@ type state struct {
 	// mon is the monitor spawned at PrepareProcess, configured at
 	// AfterCreate (nil when none is needed).
 	mon *monitorProc
+	// early is the monitor's configuration and the egress filter, started
+	// when the init says hello (see earlyStart).
+	early *earlyStart
 	// kaudit: the monitor reads kernel audit records.
 	kaudit bool
 }
@@ -309,7 +312,15 @@ func (e *Engine) PrepareProcess(p *libcontainer.Process, eff *spec.Effective, cc
 	}
 	t := true
 	p.NoNewPrivileges = &t
-	return agentexec.Wrap(p, &st.Agent)
+	if err := agentexec.Wrap(p, &st.Agent); err != nil {
+		return err
+	}
+	if p.Init && st.mon != nil {
+		// The monitor (and the egress gate it hosts) is configured as soon as
+		// the init exists, while libcontainer still sets it up.
+		return e.startEarly(p, eff, cc, st)
+	}
+	return nil
 }
 
 // boundExecCaps applies the policy's capability bound to an exec'd
@@ -371,53 +382,31 @@ func (e *Engine) AfterCreate(c *libcontainer.Container, eff *spec.Effective, cc 
 	if st == nil {
 		return errors.New("internal: AfterCreate without PrepareSpec")
 	}
+	early := st.early
+	if early != nil {
+		early.finish()
+	}
+	if st.mon != nil {
+		defer st.mon.close()
+	}
 	ls, err := c.State()
 	if err != nil {
 		return fmt.Errorf("container state: %w", err)
 	}
 	pid := ls.InitProcessPid
 	rec := cc.Record
-	agent := rec.Agent
-
-	enforcesNet, err := egress.Enforces(eff)
-	if err != nil {
-		return err
-	}
 	kaudit := st.kaudit
-	if mp := st.mon; mp != nil {
-		defer mp.close()
-		mon := monitorConfig{
-			ID:          cc.ID,
-			Root:        e.opts.Root,
-			StateDir:    cc.StateDir,
-			Agent:       agent,
-			InitPid:     pid,
-			InitStart:   procstat.StartTime(pid),
-			TimeoutMs:   uint64(eff.Timeout() / time.Millisecond),
-			OOM:         hasMemoryLimit(cc.Spec),
-			KernelAudit: kaudit,
-			HostPID:     st.HostPID,
-			Cgroups:     rec.CgroupPaths,
-			Gate:        mp.host != nil,
+	switch {
+	case early != nil && early.pid != 0:
+		if early.pid != pid {
+			return fmt.Errorf("internal: init hello from pid %d, but libcontainer started pid %d", early.pid, pid)
 		}
-		if err := mp.start(mon); err != nil {
+		if early.err != nil {
+			return early.err
+		}
+	default:
+		if err := e.afterInit(context.Background(), pid, eff, cc, st); err != nil {
 			return err
-		}
-	}
-	if enforcesNet {
-		rec.Egress = true
-		rec.NetNSPath = st.NetNSPath
-		if err := container.SaveRecord(cc.StateDir, rec); err != nil {
-			return err
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		cfg := e.egressConfig(cc.ID, agent, cc.StateDir, st.NetNSPath, pid, eff)
-		if st.mon != nil {
-			cfg.Host = st.mon.host
-		}
-		if err := egress.Setup(ctx, cfg); err != nil {
-			return fmt.Errorf("egress filter: %w", err)
 		}
 	}
 	if st.mon != nil {

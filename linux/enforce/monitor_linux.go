@@ -19,7 +19,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/opencontainers/runc/libcontainer"
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 
@@ -380,12 +379,10 @@ func monitor(m monitorConfig) error {
 					return
 				}
 			}
-			if c, err := libcontainer.Load(m.Root, m.ID); err == nil {
-				if ch, err := c.NotifyOOM(); err == nil {
-					oomReady <- ch
-				} else {
-					fmt.Fprintf(os.Stderr, "oom notifications: %v\n", err)
-				}
+			if ch, err := notifyOOM(m.Cgroups); err == nil {
+				oomReady <- ch
+			} else {
+				fmt.Fprintf(os.Stderr, "oom notifications: %v\n", err)
 			}
 		}()
 	}

@@ -28,6 +28,11 @@ type Runtime struct {
 	Root    string // --root
 }
 
+// IsMxc reports whether the runtime is an mxc build: "mxc", or "mxc-..."
+// for a second build in an A/B run (-runtime mxc=new -runtime
+// mxc-base=old). Those get mxc's policy bundles and environment.
+func (r *Runtime) IsMxc() bool { return r.Name == "mxc" || strings.HasPrefix(r.Name, "mxc-") }
+
 // Command returns the runtime's command line with its own --root.
 func (r *Runtime) Command(ctx context.Context, args ...string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, r.Bin, append([]string{"--root", r.Root}, args...)...)
@@ -50,7 +55,7 @@ func (r *Runtime) ExecEnv(ctx context.Context, mxcEnv []string, args ...string) 
 	ctx, cancel := context.WithTimeout(ctx, cmdTimeout)
 	defer cancel()
 	cmd := r.Command(ctx, args...)
-	if r.Name == "mxc" {
+	if r.IsMxc() {
 		cmd.Env = append(cmd.Env, mxcEnv...)
 	}
 	// stderr goes to a file, not a pipe: `create` hands its stdio to the

@@ -206,6 +206,11 @@ func (b *Bench) CPUProfile(ctx context.Context, n, top int) error {
 		return fmt.Errorf("perf record: %w: %s", err, bytes.TrimSpace(out))
 	}
 	reaper.All()
+	if b.Opts.CPUData != "" {
+		if err := copyFile(data, b.Opts.CPUData); err != nil {
+			return fmt.Errorf("keep perf.data: %w", err)
+		}
+	}
 	out, err := exec.CommandContext(ctx, perf, "script", "-i", data, "-F", "comm,ip,sym").Output()
 	if err != nil {
 		return fmt.Errorf("perf script: %w", err)
@@ -259,3 +264,13 @@ func (b *Bench) CPUProfile(ctx context.Context, n, top int) error {
 
 // cpuTop is how many functions per process CPUProfile lists.
 const cpuTop = 400
+
+// copyFile copies src to dst (perf.data leaves the scratch dir, which
+// Close removes).
+func copyFile(src, dst string) error {
+	data, err := os.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(dst, data, 0o600)
+}

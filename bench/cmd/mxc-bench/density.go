@@ -72,7 +72,7 @@ func (b *Bench) Density(ctx context.Context, n, runs int) ([]*DensityResult, err
 	res := map[string]*DensityResult{}
 	var out []*DensityResult
 	for _, rt := range b.Runtimes {
-		d := &DensityResult{Runtime: rt.Name, Containers: n, Policy: rt.Name == "mxc"}
+		d := &DensityResult{Runtime: rt.Name, Containers: n, Policy: rt.IsMxc()}
 		res[rt.Name] = d
 		out = append(out, d)
 	}
@@ -101,7 +101,7 @@ func (b *Bench) Density(ctx context.Context, n, runs int) ([]*DensityResult, err
 func (b *Bench) densityBatch(ctx context.Context, rt *Runtime, n, iter int) (time.Duration, [3]time.Duration, float64, error) {
 	var phases [3]time.Duration
 	bundle, err := b.Bundle("/bin/sleep", "100000")
-	if rt.Name == "mxc" {
+	if rt.IsMxc() {
 		bundle, err = b.AgentBundle("/bin/sleep", "100000")
 	}
 	if err != nil {

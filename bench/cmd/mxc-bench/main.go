@@ -57,6 +57,7 @@ type Options struct {
 	ParsePerf string // print the phases of one saved `perf trace` output
 	CPUProf   int    // >0: CPU attribution (perf record) over that many runs of the subject
 	CPUPolicy bool   // CPUProf with the agent policy in the bundle
+	CPUData   string // CPUProf keeps perf.data here (for perf report)
 	// AgentPolicy is the policy mxc runs with in the policy rows.
 	AgentPolicy string
 	// Density is the number of containers of the density batch; DensityRuns
@@ -79,6 +80,7 @@ func main() {
 	flag.IntVar(&o.Profile, "profile", 0, "profile `run /bin/true` with perf trace over this many runs instead of benchmarking")
 	flag.IntVar(&o.CPUProf, "cpu-profile", 0, "attribute the CPU time of `run /bin/true` of the first runtime (an unstripped build) to functions, with perf record over this many runs")
 	flag.BoolVar(&o.CPUPolicy, "cpu-profile-policy", false, "with -cpu-profile: the bundle carries the -agent-policy policy")
+	flag.StringVar(&o.CPUData, "cpu-profile-data", "", "with -cpu-profile: keep perf.data at this path (for perf report -g caller)")
 	flag.StringVar(&o.ParsePerf, "parse-perf", "", "print the phases found in a saved `perf trace -o` file of one `run /bin/true` (debugging the profile)")
 	flag.StringVar(&o.AgentPolicy, "agent-policy", "examples/policies/coding-agent.yaml", "policy mxc runs with in the policy rows, the density batch and the memory figures")
 	flag.IntVar(&o.Density, "density", 100, "containers in the density batch")
@@ -87,7 +89,7 @@ func main() {
 	flag.StringVar(&o.Shim.Address, "ctr-address", "", "containerd socket for the shim row (empty: no shim row)")
 	flag.StringVar(&o.Shim.Namespace, "ctr-namespace", "mxc-bench", "containerd namespace for the shim row")
 	flag.StringVar(&o.Shim.Image, "ctr-image", "docker.io/library/busybox-local:latest", "image (with /bin/true) imported into that containerd")
-	flag.Var(&o.Runtimes, "runtime", "name=path of a runtime (repeatable); the first is the subject of the ratios")
+	flag.Var(&o.Runtimes, "runtime", "name=path of a runtime (repeatable); the first is the subject of the ratios; names mxc-* are further mxc builds (A/B), run with mxc's policy and environment")
 	flag.Parse()
 	if o.ParsePerf != "" {
 		if err := printPerfFile(o.ParsePerf); err != nil {

@@ -103,7 +103,7 @@ func onceRun(ctx context.Context, b *Bench, rt *Runtime, _ any, i int) (time.Dur
 // onceRunPolicy runs mxc under the agent policy, the others without.
 func onceRunPolicy(ctx context.Context, b *Bench, rt *Runtime, _ any, i int) (time.Duration, error) {
 	bundle, err := b.Bundle("/bin/true")
-	if rt.Name == "mxc" {
+	if rt.IsMxc() {
 		bundle, err = b.AgentBundle("/bin/true")
 	}
 	if err != nil {
@@ -183,7 +183,7 @@ func setupFastSleeper(ctx context.Context, b *Bench, rt *Runtime) (any, error) {
 // agent policy (runc and crun: none).
 func setupAgentSleeper(ctx context.Context, b *Bench, rt *Runtime) (any, error) {
 	bundle, err := b.Bundle("/bin/sleep", "100000")
-	if rt.Name == "mxc" {
+	if rt.IsMxc() {
 		bundle, err = b.AgentBundle("/bin/sleep", "100000")
 	}
 	if err != nil {
@@ -194,7 +194,7 @@ func setupAgentSleeper(ctx context.Context, b *Bench, rt *Runtime) (any, error) 
 
 func startServed(ctx context.Context, b *Bench, rt *Runtime, bundle, name string) (any, error) {
 	st, err := startSleeper(ctx, b, rt, bundle, name)
-	if err != nil || rt.Name != "mxc" {
+	if err != nil || !rt.IsMxc() {
 		return st, err
 	}
 	if _, err := rt.Exec(ctx, "exec-server", "start", st.(*sleeper).id); err != nil {

@@ -1,0 +1,119 @@
+package inithello
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// libcontainerFDEnv are the environment variables in which libcontainer
+// tells its init the numbers of its own fds, all above the process's
+// ExtraFiles.
+var libcontainerFDEnv = []string{
+	"_LIBCONTAINER_CONSOLE", "_LIBCONTAINER_INITPIPE", "_LIBCONTAINER_SYNCPIPE",
+	"_LIBCONTAINER_LOGPIPE", "_LIBCONTAINER_PIDFD_SOCK", "_LIBCONTAINER_FIFOFD",
+}
+
+// Pair returns the runtime's end of a new hello socket (with SO_PASSCRED)
+// and the end to append to the init's ExtraFiles. Both are close-on-exec
+// in the runtime; the caller closes child once the init has started.
+func Pair() (*net.UnixConn, *os.File, error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("init hello socket: %w", err)
+	}
+	if err := unix.SetsockoptInt(fds[0], unix.SOL_SOCKET, unix.SO_PASSCRED, 1); err != nil {
+		unix.Close(fds[0])
+		unix.Close(fds[1])
+		return nil, nil, fmt.Errorf("init hello socket: SO_PASSCRED: %w", err)
+	}
+	ours := os.NewFile(uintptr(fds[0]), "init-hello")
+	defer ours.Close() // FileConn dups it
+	c, err := net.FileConn(ours)
+	if err != nil {
+		unix.Close(fds[1])
+		return nil, nil, fmt.Errorf("init hello socket: %w", err)
+	}
+	return c.(*net.UnixConn), os.NewFile(uintptr(fds[1]), "init-hello-child"), nil
+}
+
+// Wait returns the pid (in the caller's pid namespace) of the process that
+// said hello on c. It returns ctx's error if ctx ends first, and an error
+// if the peer closed its end without a hello.
+func Wait(ctx context.Context, c *net.UnixConn) (int, error) {
+	stop := context.AfterFunc(ctx, func() { _ = c.SetReadDeadline(time.Unix(1, 0)) })
+	defer stop()
+	buf := make([]byte, 1)
+	oob := make([]byte, unix.CmsgSpace(unix.SizeofUcred))
+	n, oobn, _, _, err := c.ReadMsgUnix(buf, oob)
+	if err != nil {
+		if ctx.Err() != nil {
+			return 0, ctx.Err()
+		}
+		return 0, fmt.Errorf("init hello: %w", err)
+	}
+	if n == 0 {
+		return 0, errors.New("init hello: the init closed its end without a hello")
+	}
+	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+	if err != nil {
+		return 0, fmt.Errorf("init hello: %w", err)
+	}
+	for i := range msgs {
+		if cred, err := unix.ParseUnixCredentials(&msgs[i]); err == nil && cred.Pid > 0 {
+			return int(cred.Pid), nil
+		}
+	}
+	return 0, errors.New("init hello: no sender credentials")
+}
+
+// Send says hello on fd, if fd is the hello socket (see the package
+// comment), and makes it close-on-exec. It runs in `mxc-runtime init`
+// before libcontainer's init and must never fail the init: the runtime
+// falls back to waiting for libcontainer when no hello comes.
+func Send(fd int) bool {
+	if fd < 3 || !belowLibcontainerFDs(fd) {
+		return false
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFSOCK {
+		return false
+	}
+	typ, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE)
+	if err != nil || typ != unix.SOCK_SEQPACKET {
+		return false
+	}
+	_, err = unix.FcntlInt(uintptr(fd), unix.F_SETFD, unix.FD_CLOEXEC)
+	if err != nil {
+		return false
+	}
+	return unix.Send(fd, []byte{1}, unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL) == nil
+}
+
+// belowLibcontainerFDs reports whether fd is below every fd libcontainer
+// names in the environment, i.e. one of the process's ExtraFiles. With no
+// such variable (not libcontainer's init) nothing qualifies.
+func belowLibcontainerFDs(fd int) bool {
+	seen := false
+	for _, k := range libcontainerFDEnv {
+		v, ok := os.LookupEnv(k)
+		if !ok {
+			continue
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			continue
+		}
+		seen = true
+		if fd >= n {
+			return false
+		}
+	}
+	return seen
+}
