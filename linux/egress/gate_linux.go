@@ -22,6 +22,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"mxc.dev/mxc/audit"
+	"mxc.dev/mxc/internal/helperheap"
 	"mxc.dev/mxc/internal/oomguard"
 	"mxc.dev/mxc/spec"
 )
@@ -96,6 +97,7 @@ type GateOptions struct {
 // --config PATH [--ready-fd N]`) and returns the exit status; the
 // mxc-runtime verb and test binaries use it.
 func GateMain(args []string) int {
+	helperheap.Start()
 	oomguard.Protect()
 	var opt GateOptions
 	fd := func(s string) (*os.File, error) {

@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"mxc.dev/mxc/internal/helperheap"
 	"mxc.dev/mxc/internal/procstat"
 )
 
@@ -167,11 +168,11 @@ func spawnHost(exe, gateDir, hostNetNS string, lifeline *os.File) (*GateHost, er
 		cmd.Args = append(cmd.Args, "--lifeline-fd", "5")
 	}
 	cmd.Dir = "/"
-	// One P and a small heap, as the policy monitor that hosts a
-	// container's gate: the gate sleeps almost all the time, and its
-	// blocking upstream reads do not hold the P (bench/egress measured no
-	// difference in DNS latency).
-	cmd.Env = []string{"GOMAXPROCS=1", "GOGC=25", "PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
+	// One P and, once started, a small heap (see helperheap), as the
+	// policy monitor that hosts a container's gate: the gate sleeps almost
+	// all the time, and its blocking upstream reads do not hold the P
+	// (bench/egress measured no difference in DNS latency).
+	cmd.Env = []string{"GOMAXPROCS=1", helperheap.Env, "PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
 	cmd.SysProcAttr = &unix.SysProcAttr{Setsid: true}
 	start := cmd.Start
 	if hostNetNS != "" {

@@ -13,7 +13,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
-	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,6 +22,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"mxc.dev/mxc/audit"
+	"mxc.dev/mxc/internal/helperheap"
 	"mxc.dev/mxc/internal/monitorwatch"
 	"mxc.dev/mxc/internal/oomguard"
 	"mxc.dev/mxc/internal/procstat"
@@ -146,8 +146,9 @@ func spawnMonitor(exe, stateDir string, gate bool) (_ *monitorProc, err error) {
 	cmd.ExtraFiles = []*os.File{readyW, gateCmdR, gateReadyW, cfgR}
 	cmd.Dir = "/"
 	cmd.Stdout, cmd.Stderr = logf, logf
-	// A small heap: the monitor sleeps almost all the time.
-	cmd.Env = []string{"GOMAXPROCS=1", "GOGC=25", "PATH=/usr/sbin:/usr/bin:/sbin:/bin", configFDEnv + "=6"}
+	// One P and, once started, a small heap (see helperheap): the monitor
+	// sleeps almost all the time.
+	cmd.Env = []string{"GOMAXPROCS=1", helperheap.Env, "PATH=/usr/sbin:/usr/bin:/sbin:/bin", configFDEnv + "=6"}
 	cmd.SysProcAttr = &unix.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start monitor: %w", err)
@@ -255,7 +256,7 @@ func stopMonitor(pid int, stateDir string) error {
 // and writing timeout, oom and fs.deny audit events. It returns the exit
 // status.
 func MonitorMain(args []string) int {
-	debug.SetGCPercent(25)
+	helperheap.Start()
 	oomguard.Protect()
 	if len(args) != 1 {
 		fmt.Fprintln(os.Stderr, "usage: policy-monitor CONFIG")

@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"mxc.dev/mxc/internal/helperheap"
 	"mxc.dev/mxc/internal/reaper"
 )
 
@@ -273,7 +274,9 @@ func (b *Bench) Memory(ctx context.Context, counts []int) ([]*MemoryResult, erro
 			cleanup()
 			return nil, err
 		}
-		time.Sleep(time.Second) // let the helpers settle after their start
+		// Steady state: the helpers have settled, their collector is on
+		// (see package helperheap).
+		time.Sleep(helperheap.Settle + time.Second)
 		m := &MemoryResult{Containers: n, RSS: map[string]float64{}, PSS: map[string]float64{}, Anon: map[string]float64{}}
 		for _, id := range ids {
 			for kind, pid := range helperPids(rt.Root, id) {
