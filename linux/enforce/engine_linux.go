@@ -109,6 +109,9 @@ type state struct {
 	// early is the monitor's configuration and the egress filter, started
 	// when the init says hello (see earlyStart).
 	early *earlyStart
+	// idmap is the session tier's id-mapped rootfs mount, made in the
+	// background from PrepareSpec on.
+	idmap *asyncStep
 	// kaudit: the monitor reads kernel audit records.
 	kaudit bool
 }
@@ -233,10 +236,20 @@ func (e *Engine) PrepareSpec(s *specs.Spec, eff *spec.Effective, cc *container.C
 			rootfs = filepath.Join(cc.Bundle, rootfs)
 		}
 		dst := idmapDir(e.opts.Root, cc.ID)
-		if err := mountIDMappedRootfs(e.opts.Root, rootfs, dst, r); err != nil {
-			_ = unmountIDMapped(dst)
+		if err := prepareIDMapDir(e.opts.Root, dst); err != nil {
 			return err
 		}
+		// The mount itself (a user-namespace helper process, open_tree,
+		// mount_setattr) runs while create converts the spec and makes
+		// libcontainer's container; the init's process waits for it
+		// (PrepareProcess), and so does Teardown.
+		st.idmap = goStep(func() error {
+			if err := mountIDMapped(rootfs, dst, r); err != nil {
+				_ = unmountIDMapped(dst)
+				return err
+			}
+			return nil
+		})
 		s.Root.Path = dst
 		enf.UserNS = true
 		enf.IDRange = r.String()
@@ -285,6 +298,9 @@ func (e *Engine) PrepareProcess(p *libcontainer.Process, eff *spec.Effective, cc
 		e.mu.Unlock()
 		if st == nil {
 			return errors.New("internal: PrepareProcess for an init without PrepareSpec")
+		}
+		if err := st.idmap.wait(); err != nil {
+			return err
 		}
 		// The spec's seccomp profile as the programs the C last step loads,
 		// compiled once here for the init and every later exec.
@@ -562,6 +578,14 @@ func hasMemoryLimit(s *specs.Spec) bool {
 // checks whether it has anything to undo.
 func (e *Engine) Teardown(stateDir string, rec *container.Record) error {
 	id := filepath.Base(stateDir)
+	// A create failing before its init started: the id-mapped rootfs may
+	// still be being mounted in the background.
+	e.mu.Lock()
+	st := e.pending[id]
+	e.mu.Unlock()
+	if st != nil {
+		_ = st.idmap.wait()
+	}
 	var errs []error
 	if rec != nil && rec.MonitorPid > 0 {
 		if err := stopMonitor(rec.MonitorPid, stateDir); err != nil {

@@ -227,6 +227,15 @@ func idmapDir(root, id string) string { return filepath.Join(root, ".mxc-idmap",
 // root reaches it by path from inside its user namespace, so every
 // directory above it must be searchable by others (0711, as runc's root).
 func mountIDMappedRootfs(root, rootfs, dst string, r idRange) error {
+	if err := prepareIDMapDir(root, dst); err != nil {
+		return err
+	}
+	return mountIDMapped(rootfs, dst, r)
+}
+
+// prepareIDMapDir makes dst, the mount point of the id-mapped rootfs,
+// ready: no stale mount on it, and searchable by the agent's uids.
+func prepareIDMapDir(root, dst string) error {
 	// A create of this id killed after its mount (the caller holds the
 	// id's lock and there is no state dir) left it: stacking another on
 	// top would leak both.
@@ -255,6 +264,11 @@ func mountIDMappedRootfs(root, rootfs, dst string, r idRange) error {
 			break
 		}
 	}
+	return nil
+}
+
+// mountIDMapped mounts rootfs on dst, id-mapped into the range r.
+func mountIDMapped(rootfs, dst string, r idRange) error {
 	userns, err := usernsFD(r)
 	if err != nil {
 		return err
