@@ -342,3 +342,31 @@ func TestPolicyCreateFailsAfterInitHello(t *testing.T) {
 		e.assertGone(t, "failed create "+strconv.Itoa(i), id, b)
 	}
 }
+
+// TestAgentGetsNoHelloSocket: the init's hello socket (linux/inithello)
+// sits among the fds libcontainer passes through to the agent's process;
+// the init marks it close-on-exec, so the agent must see exactly its
+// stdio, with and without the hello.
+func TestAgentGetsNoHelloSocket(t *testing.T) {
+	e := newRuntime(t)
+	b := e.bundle(t, crashPolicy(), "sh", "-c", `ls /proc/$$/fd | tr '\n' ' '`)
+	for _, early := range []string{"1", "0"} {
+		id := e.newID()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		cmd := e.rt.Command(ctx, "--debug", "run", "--bundle", b.Dir, id)
+		cmd.Env = append(cmd.Env, "MXC_EARLY_START="+early)
+		var out, errb strings.Builder
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("MXC_EARLY_START=%s: run: %v: %s", early, err, errb.String())
+		}
+		if said := strings.Contains(errb.String(), "said hello"); said != (early == "1") {
+			t.Errorf("MXC_EARLY_START=%s: hello said: %v", early, said)
+		}
+		if got := strings.TrimSpace(out.String()); got != "0 1 2" {
+			t.Errorf("MXC_EARLY_START=%s: the agent's fds are %q, want \"0 1 2\"", early, got)
+		}
+		e.assertGone(t, "run "+id, id, b)
+	}
+}
