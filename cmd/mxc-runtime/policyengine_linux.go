@@ -7,6 +7,7 @@ import (
 
 	"mxc.dev/mxc/linux/container"
 	"mxc.dev/mxc/linux/enforce"
+	"mxc.dev/mxc/linux/monitor"
 )
 
 // newPolicyEngine returns the engine that resolves and enforces agent
@@ -25,20 +26,20 @@ func newPolicyEngine(c *cli.Context, rt *container.Runtime) (container.PolicyEng
 // oom and fs.deny events). Like agent-exec it is dispatched before the CLI
 // is built: it lives as long as the container and should stay small.
 func init() {
-	if len(os.Args) > 1 && os.Args[1] == enforce.MonitorVerb {
-		os.Exit(enforce.MonitorMain(os.Args[2:]))
+	if len(os.Args) > 1 && os.Args[1] == monitor.Verb {
+		os.Exit(monitor.Main(os.Args[2:]))
 	}
 	register(&policyMonitorCommand)
 }
 
 var policyMonitorCommand = cli.Command{
-	Name:            enforce.MonitorVerb,
+	Name:            monitor.Verb,
 	Usage:           "internal: watch one agent container (timeout, oom, fs.deny)",
 	ArgsUsage:       "CONFIG",
 	Hidden:          true,
 	SkipFlagParsing: true,
 	Action: func(c *cli.Context) error {
-		os.Exit(enforce.MonitorMain(c.Args().Slice()))
+		os.Exit(monitor.Main(c.Args().Slice()))
 		return nil
 	},
 }

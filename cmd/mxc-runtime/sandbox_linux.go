@@ -9,6 +9,7 @@ import (
 	"github.com/sirupsen/logrus"
 	"github.com/urfave/cli/v2"
 
+	"mxc.dev/mxc/linux/enforce"
 	"mxc.dev/mxc/linux/sandbox"
 	"mxc.dev/mxc/spec"
 )
@@ -92,9 +93,12 @@ func sandboxAction(c *cli.Context) (int, error) {
 		}
 	}
 	if pl.Egress {
-		if pl.Net.Exe, err = os.Executable(); err != nil {
+		exe, err := os.Executable()
+		if err != nil {
 			return sandbox.ExitSetup, err
 		}
+		// The DNS gate runs from mxc-monitor when it is installed here.
+		pl.Net.Exe = enforce.HelperExe(exe)
 		if nc != nil {
 			pl.Net.DNS = nc.DNS
 		}

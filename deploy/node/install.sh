@@ -6,7 +6,7 @@
 #
 # Env:
 #   HOST_ROOT=/host        the node's root filesystem
-#   SRC=<dir of this script>/..   payload: bin/mxc-runtime, bin/containerd-shim-mxc-v2,
+#   SRC=<dir of this script>/..   payload: bin/mxc-runtime, bin/containerd-shim-mxc-v2, [bin/mxc-monitor],
 #                          containerd/*.toml, mxc/policies/*.yaml (the deploy/ tree + bin/)
 #   PREFIX=/usr/local      where the binaries go on the node (bin/ under it)
 #   CONTAINERD_CONFIG=/etc/containerd/config.toml
@@ -108,8 +108,13 @@ remove_block() {
 }
 
 install_files() {
-	for f in mxc-runtime containerd-shim-mxc-v2; do
-		[ -x "$SRC/bin/$f" ] || die "$SRC/bin/$f missing"
+	for f in mxc-runtime containerd-shim-mxc-v2 mxc-monitor; do
+		if [ ! -x "$SRC/bin/$f" ]; then
+			# mxc-monitor is optional: without it mxc-runtime runs its
+			# helpers itself (a bigger process per policy container).
+			[ "$f" = mxc-monitor ] && { rm -f "$(h "$PREFIX/bin/$f")"; continue; }
+			die "$SRC/bin/$f missing"
+		fi
 		mkdir -p "$(h "$PREFIX/bin")"
 		# copy then rename: a running containerd never sees a half-written binary
 		cp "$SRC/bin/$f" "$(h "$PREFIX/bin/.$f.new")" && mv -f "$(h "$PREFIX/bin/.$f.new")" "$(h "$PREFIX/bin/$f")"
@@ -120,7 +125,7 @@ install_files() {
 		t=$(h "/etc/mxc/policies/$(basename "$p")")
 		[ -e "$t" ] || cp "$p" "$t" # the node's edits win over the shipped file
 	done
-	log "installed $PREFIX/bin/mxc-runtime, $PREFIX/bin/containerd-shim-mxc-v2, /etc/mxc/policies"
+	log "installed $PREFIX/bin/mxc-runtime, $PREFIX/bin/containerd-shim-mxc-v2, $PREFIX/bin/mxc-monitor, /etc/mxc/policies"
 }
 
 do_install() {
@@ -157,7 +162,7 @@ do_uninstall() {
 	fi
 	rm -f "$cfg.mxc-backup"
 	remove_block
-	rm -f "$(h "$PREFIX/bin/mxc-runtime")" "$(h "$PREFIX/bin/containerd-shim-mxc-v2")"
+	rm -f "$(h "$PREFIX/bin/mxc-runtime")" "$(h "$PREFIX/bin/containerd-shim-mxc-v2")" "$(h "$PREFIX/bin/mxc-monitor")"
 	log "removed mxc binaries and handlers (/etc/mxc kept)"
 	restart_containerd
 }

@@ -15,7 +15,7 @@ trap 'rm -rf "$W"' EXIT
 P=$W/payload
 mkdir -p "$P/bin"
 cp -r "$DEPLOY_DIR/." "$P/"
-printf '#!/bin/sh\necho fake\n' >"$P/bin/mxc-runtime"; cp "$P/bin/mxc-runtime" "$P/bin/containerd-shim-mxc-v2"
+printf '#!/bin/sh\necho fake\n' >"$P/bin/mxc-runtime"; cp "$P/bin/mxc-runtime" "$P/bin/containerd-shim-mxc-v2"; cp "$P/bin/mxc-runtime" "$P/bin/mxc-monitor"
 chmod +x "$P/bin/"*
 export SRC=$P RESTART=none
 inst() { HOST_ROOT=$1 CONTAINERD_VERSION=$2 sh "$P/node/install.sh" "$3"; }
@@ -30,7 +30,7 @@ r=$W/n24; mkdir -p "$r/etc/containerd"
 "$CTD2_BIN/containerd" config default >"$r/etc/containerd/config.toml" 2>/dev/null
 cp "$r/etc/containerd/config.toml" "$W/orig24"
 step "2.4: install"                     "inst $r 2.4.2 install"
-step "2.4: binaries + node policy laid out" "test -x $r/usr/local/bin/mxc-runtime && test -x $r/usr/local/bin/containerd-shim-mxc-v2 && test -f $r/etc/mxc/policies/offline-node.yaml"
+step "2.4: binaries + node policy laid out" "test -x $r/usr/local/bin/mxc-runtime && test -x $r/usr/local/bin/containerd-shim-mxc-v2 && test -x $r/usr/local/bin/mxc-monitor && test -f $r/etc/mxc/policies/offline-node.yaml"
 step "2.4: containerd reads handlers mxc + mxc-offline" "
 	dump $r $CTD2_BIN/containerd >$W/d24 || { cat $W/dump.err; exit 1; }
 	grep -A12 \"runtimes.mxc\\]\" $W/d24 | grep -q \"runtime_type = 'io.containerd.mxc.v2'\" &&
@@ -39,7 +39,7 @@ step "2.4: containerd reads handlers mxc + mxc-offline" "
 	grep -q \"MxcConfig = '/etc/mxc/policies/offline-node.yaml'\" $W/d24 &&
 	grep -q \"runtimes.runc\\]\" $W/d24"
 step "2.4: install again is a no-op"    "cp $r/etc/containerd/config.toml $W/c1 && inst $r 2.4.2 install && cmp $W/c1 $r/etc/containerd/config.toml"
-step "2.4: uninstall restores config"   "inst $r 2.4.2 uninstall && cmp $W/orig24 $r/etc/containerd/config.toml && ! test -e $r/etc/containerd/conf.d && ! test -e $r/usr/local/bin/mxc-runtime"
+step "2.4: uninstall restores config"   "inst $r 2.4.2 uninstall && cmp $W/orig24 $r/etc/containerd/config.toml && ! test -e $r/etc/containerd/conf.d && ! test -e $r/usr/local/bin/mxc-runtime && ! test -e $r/usr/local/bin/mxc-monitor"
 
 # containerd 1.6: block appended to config.toml
 r=$W/n16; mkdir -p "$r/etc/containerd"

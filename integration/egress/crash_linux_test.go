@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -368,5 +369,39 @@ func TestAgentGetsNoHelloSocket(t *testing.T) {
 			t.Errorf("MXC_EARLY_START=%s: the agent's fds are %q, want \"0 1 2\"", early, got)
 		}
 		e.assertGone(t, "run "+id, id, b)
+	}
+}
+
+// TestMonitorRunsFromHelperBinary: the policy monitor, and the DNS gate
+// it hosts, run from mxc-monitor next to mxc-runtime (cmd/mxc-monitor,
+// built by `make build`), and from mxc-runtime itself when told to
+// (MXC_HELPER_EXE=runtime, as when mxc-monitor is not installed). Both
+// serve the container's DNS.
+func TestMonitorRunsFromHelperBinary(t *testing.T) {
+	bin, err := filepath.EvalSymlinks(harness.Binary(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	helper := filepath.Join(filepath.Dir(bin), enforce.HelperName)
+	if _, err := os.Stat(helper); err != nil {
+		t.Fatalf("%v: `make build` builds mxc-monitor next to mxc-runtime", err)
+	}
+	for _, tc := range []struct {
+		env, want string
+	}{{"", helper}, {"runtime", bin}} {
+		t.Run("helper="+tc.env, func(t *testing.T) {
+			t.Setenv("MXC_HELPER_EXE", tc.env)
+			e := newRuntime(t)
+			b := e.bundle(t, agentPolicy(spec.ModeEnforce), "sleep", "3600")
+			c := e.createPlugged(t, b)
+			if r := c.outside(t, "dns", lab.UpstreamDNS+":53", "allowed.test", "A"); !r.OK {
+				t.Fatalf("resolve through the gate: %+v", r)
+			}
+			mp := c.monitorPid(t)
+			exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", mp))
+			if err != nil || exe != tc.want {
+				t.Errorf("the monitor (pid %d) runs %q (%v), want %s", mp, exe, err, tc.want)
+			}
+		})
 	}
 }

@@ -40,7 +40,8 @@ type Config struct {
 	DNS *spec.DNSConfig
 	// AuditPath is the container's audit log (audit.jsonl).
 	AuditPath string
-	// Exe is the mxc-runtime binary; the gate runs as `Exe egress-gate`.
+	// Exe is the binary with the egress-gate verb (mxc-monitor, or
+	// mxc-runtime); the gate runs as `Exe egress-gate`.
 	Exe string
 
 	// RunDir holds the per-namespace gate state (pid file, config, log,
@@ -191,7 +192,7 @@ func (cfg *Config) validate() error {
 	case cfg.NetNSPath == "":
 		return errors.New("egress: NetNSPath is required")
 	case cfg.Exe == "":
-		return errors.New("egress: Exe (the mxc-runtime binary) is required")
+		return errors.New("egress: Exe (mxc-monitor or mxc-runtime) is required")
 	}
 	return nil
 }
@@ -329,6 +330,15 @@ func Setup(ctx context.Context, cfg Config) (err error) {
 // when fresh, else only if it vanished) and then has the host serve: the
 // host's start-up and the table's programming overlap.
 func startWithTable(ctx context.Context, cfg Config, gd string, nsfd int, pl *plan, fresh bool) (err error) {
+	if fresh {
+		// Before the host prepares its listeners on the namespace's
+		// loopback: a namespace set up while the container's init starts
+		// (docs/design/enforcement.md, "The init's hello") has lo down,
+		// and 127.0.0.1 cannot be bound until it is up.
+		if err := loopbackUp(nsfd); err != nil {
+			return fmt.Errorf("network namespace %s: %w", cfg.NetNSPath, err)
+		}
+	}
 	h, own, err := startHost(cfg, gd)
 	if err != nil {
 		return err
@@ -343,11 +353,6 @@ func startWithTable(ctx context.Context, cfg Config, gd string, nsfd int, pl *pl
 			_, err = serveOwn(ctx, h, gd) // collects why it died
 		}
 		return err
-	}
-	if fresh {
-		if err := loopbackUp(nsfd); err != nil {
-			return fmt.Errorf("network namespace %s: %w", cfg.NetNSPath, err)
-		}
 	}
 	exists := false
 	if !fresh {

@@ -14,6 +14,7 @@ import (
 	"mxc.dev/mxc/linux/container"
 	"mxc.dev/mxc/linux/egress"
 	"mxc.dev/mxc/linux/inithello"
+	"mxc.dev/mxc/linux/monitor"
 	"mxc.dev/mxc/spec"
 )
 
@@ -109,7 +110,7 @@ func (e *Engine) afterInit(ctx context.Context, pid int, eff *spec.Effective, cc
 		return err
 	}
 	if mp := st.mon; mp != nil {
-		mon := monitorConfig{
+		mon := monitor.Config{
 			ID:          cc.ID,
 			Root:        e.opts.Root,
 			StateDir:    cc.StateDir,

@@ -28,6 +28,7 @@ import (
 	"mxc.dev/mxc/linux/container"
 	"mxc.dev/mxc/linux/egress"
 	"mxc.dev/mxc/linux/landlock"
+	"mxc.dev/mxc/linux/monitor"
 	"mxc.dev/mxc/linux/seccomp"
 	"mxc.dev/mxc/spec"
 )
@@ -38,7 +39,9 @@ type Options struct {
 	Node *spec.NodeConfig
 	// Root is the runtime's state root.
 	Root string
-	// Exe is the mxc-runtime binary, for the helpers (monitor, egress gate).
+	// Exe is the mxc-runtime binary. The helpers (monitor, egress gate)
+	// run from mxc-monitor next to it when that is installed (HelperExe),
+	// else from Exe itself.
 	Exe string
 	// SlotDir is where session id ranges are handed out (DefaultSlotDir).
 	SlotDir string
@@ -47,6 +50,8 @@ type Options struct {
 // Engine implements container.PolicyEngine on Linux.
 type Engine struct {
 	opts Options
+	// helper is the binary the helpers run from (HelperExe).
+	helper string
 
 	mu      sync.Mutex
 	pending map[string]*state // by container id, between PrepareSpec and AfterCreate
@@ -62,7 +67,7 @@ func New(o Options) (*Engine, error) {
 	if o.SlotDir == "" {
 		o.SlotDir = DefaultSlotDir
 	}
-	return &Engine{opts: o, pending: map[string]*state{}}, nil
+	return &Engine{opts: o, helper: HelperExe(o.Exe), pending: map[string]*state{}}, nil
 }
 
 // LoadNodeConfig reads the node config at path; a missing file means no
@@ -465,12 +470,12 @@ func (e *Engine) spawnMonitorFor(st *state, eff *spec.Effective, cc *container.C
 	if err != nil {
 		return err
 	}
-	st.kaudit = kernelAuditEnabled() && st.Agent.Landlock != nil && st.Agent.Landlock.HandleFS
-	need := monitorConfig{TimeoutMs: uint64(eff.Timeout() / time.Millisecond), OOM: hasMemoryLimit(cc.Spec), KernelAudit: st.kaudit, Gate: enforcesNet}
-	if !need.needed() {
+	st.kaudit = monitor.KernelAuditEnabled() && st.Agent.Landlock != nil && st.Agent.Landlock.HandleFS
+	need := monitor.Config{TimeoutMs: uint64(eff.Timeout() / time.Millisecond), OOM: hasMemoryLimit(cc.Spec), KernelAudit: st.kaudit, Gate: enforcesNet}
+	if !need.Needed() {
 		return nil
 	}
-	mp, err := spawnMonitor(e.opts.Exe, cc.StateDir, enforcesNet)
+	mp, err := spawnMonitor(e.helper, cc.StateDir, enforcesNet)
 	if err != nil {
 		return err
 	}
@@ -499,7 +504,7 @@ func (e *Engine) restartMonitor(stateDir, id string, eff *spec.Effective) error 
 	if err != nil {
 		return nil // no monitor was needed
 	}
-	var m monitorConfig
+	var m monitor.Config
 	if err := json.Unmarshal(b, &m); err != nil {
 		return fmt.Errorf("%s: %w", monitorFile, err)
 	}
@@ -522,7 +527,7 @@ func (e *Engine) restartMonitor(stateDir, id string, eff *spec.Effective) error 
 	if procstat.StartTime(m.InitPid) != m.InitStart || m.InitStart == 0 {
 		return nil // the container's init is gone: nothing to watch
 	}
-	mp, err := spawnMonitor(e.opts.Exe, stateDir, m.Gate)
+	mp, err := spawnMonitor(e.helper, stateDir, m.Gate)
 	if err != nil {
 		return err
 	}
@@ -564,7 +569,7 @@ func (e *Engine) egressConfig(id, agent, stateDir, netnsPath string, initPid int
 		Policy:      eff,
 		DNS:         dns,
 		AuditPath:   filepath.Join(stateDir, audit.FileName),
-		Exe:         e.opts.Exe,
+		Exe:         e.helper,
 	}
 }
 
@@ -596,7 +601,7 @@ func (e *Engine) Teardown(stateDir string, rec *container.Record) error {
 		// Exe: if this container's helper served a pod's gate and no other
 		// container of the pod has a helper to take it over, Teardown
 		// restarts it as a process of its own.
-		cfg := egress.Config{ContainerID: id, StateDir: stateDir, Exe: e.opts.Exe}
+		cfg := egress.Config{ContainerID: id, StateDir: stateDir, Exe: e.helper}
 		if rec != nil {
 			cfg.NetNSPath = rec.NetNSPath
 		}

@@ -1,6 +1,6 @@
 //go:build linux
 
-package enforce
+package monitor
 
 import (
 	"context"
@@ -27,8 +27,8 @@ const (
 	nlmsgHdrLen       = 16
 )
 
-// kernelAuditEnabled asks the kernel whether audit is on (AUDIT_GET).
-func kernelAuditEnabled() bool {
+// KernelAuditEnabled asks the kernel whether audit is on (AUDIT_GET).
+func KernelAuditEnabled() bool {
 	s, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_AUDIT)
 	if err != nil {
 		return false
