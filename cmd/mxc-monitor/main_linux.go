@@ -3,9 +3,8 @@
 // container's egress DNS gate, and the gate on its own (a pod's, or a
 // sandbox's). mxc-runtime starts it from the directory it runs from; it
 // does the same work as mxc-runtime's hidden verbs of the same names, in a
-// binary without libcontainer and the CLI: half the size, so less to start
-// up for every container and less to keep resident for its life
-// (docs/benchmarks.md).
+// binary without libcontainer and the CLI: half the size, so half as much
+// binary resident for every container's life (docs/network.md, "Memory").
 package main
 
 import (

@@ -16,8 +16,8 @@ const HelperName = "mxc-monitor"
 // egress gates from: HelperName in runtimeExe's directory when it is
 // there and as trustworthy as runtimeExe (a regular executable file with
 // the same owner, writable by nobody else), else runtimeExe, which has the
-// same verbs. mxc-monitor is half mxc-runtime's size: every policy
-// container keeps one such process, and starts it on its create path.
+// same verbs. mxc-monitor is half mxc-runtime's size, and every policy
+// container keeps one such process for its life.
 func HelperExe(runtimeExe string) string {
 	if runtimeExe == "" || os.Getenv("MXC_HELPER_EXE") == "runtime" {
 		return runtimeExe
