@@ -108,8 +108,8 @@ type state struct {
 	Session   bool   `json:"session,omitempty"`
 
 	degraded []string
-	// mon is the monitor spawned at PrepareProcess, configured at
-	// AfterCreate (nil when none is needed).
+	// mon is the monitor spawned at PrepareProcess, configured at the
+	// init's hello or else at AfterCreate (nil when none is needed).
 	mon *monitorProc
 	// early is the monitor's configuration and the egress filter, started
 	// when the init says hello (see earlyStart).
