@@ -6,14 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/opencontainers/runc/libcontainer"
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 
+	"mxc.dev/mxc/internal/cgkill"
 	"mxc.dev/mxc/internal/procstat"
 )
 
@@ -141,7 +140,7 @@ func (r *Runtime) teardownPolicy(stateDir string, rec *Record) {
 
 func (r *Runtime) cleanupIncomplete(stateDir string, rec *Record) error {
 	if rec != nil {
-		killCgroups(rec.CgroupPaths)
+		cgkill.All(rec.CgroupPaths, 100)
 	}
 	r.destroy(nil, stateDir, rec)
 	if rec != nil {
@@ -152,32 +151,6 @@ func (r *Runtime) cleanupIncomplete(stateDir string, rec *Record) error {
 		}
 	}
 	return nil
-}
-
-// killCgroups SIGKILLs every process in the given cgroups until none is left.
-func killCgroups(paths map[string]string) {
-	for i := 0; i < 100; i++ {
-		found := false
-		for _, p := range paths {
-			b, err := os.ReadFile(p + "/cgroup.procs")
-			if err != nil {
-				continue
-			}
-			for _, f := range strings.Fields(string(b)) {
-				if pid, err := strconv.Atoi(f); err == nil {
-					found = true
-					_ = unix.Kill(pid, unix.SIGKILL)
-				}
-			}
-			// A frozen cgroup (v1 freezer) must thaw for SIGKILL to act.
-			_ = os.WriteFile(p+"/freezer.state", []byte("THAWED"), 0o644)
-			_ = os.WriteFile(p+"/cgroup.freeze", []byte("0"), 0o644)
-		}
-		if !found {
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 func removeCgroups(paths map[string]string) {

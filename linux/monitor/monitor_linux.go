@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"mxc.dev/mxc/audit"
+	"mxc.dev/mxc/internal/cgkill"
 	"mxc.dev/mxc/internal/helperheap"
 	"mxc.dev/mxc/internal/oomguard"
 	"mxc.dev/mxc/internal/procstat"
@@ -322,30 +323,10 @@ func attribute(d fsDenial, mntNS uint64, m Config) (ours, known bool) {
 	return false, false
 }
 
-// killContainer SIGKILLs every process of the container: through its
-// cgroups (which also covers a container sharing the host's pid
-// namespace), thawing a frozen cgroup so the signal can act.
+// killContainer SIGKILLs every process of the container: its init, then
+// everything in its cgroups (which also covers a container sharing the
+// host's pid namespace).
 func killContainer(m Config) {
 	_ = unix.Kill(m.InitPid, unix.SIGKILL)
-	for i := 0; i < 200; i++ {
-		found := false
-		for _, p := range m.Cgroups {
-			b, err := os.ReadFile(filepath.Join(p, "cgroup.procs"))
-			if err != nil {
-				continue
-			}
-			for _, f := range strings.Fields(string(b)) {
-				if pid, err := strconv.Atoi(f); err == nil {
-					found = true
-					_ = unix.Kill(pid, unix.SIGKILL)
-				}
-			}
-			_ = os.WriteFile(filepath.Join(p, "freezer.state"), []byte("THAWED"), 0o644)
-			_ = os.WriteFile(filepath.Join(p, "cgroup.freeze"), []byte("0"), 0o644)
-		}
-		if !found {
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	cgkill.All(m.Cgroups, 200)
 }
