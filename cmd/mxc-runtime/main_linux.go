@@ -36,8 +36,9 @@ func init() {
 	}
 	// create and run: let the kernel's cgroup attach wait elapse while the
 	// runtime starts up (see package cgwarm).
-	cgwarm.Start(os.Args)
-	warmJSON(argv.Verb(os.Args))
+	verb := argv.Verb(os.Args)
+	cgwarm.Start(verb)
+	warmJSON(verb)
 }
 
 // warmJSON builds encoding/json's tables for the types the verb is about

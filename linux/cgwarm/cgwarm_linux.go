@@ -6,18 +6,15 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-
-	"mxc.dev/mxc/internal/argv"
 )
 
-// Start starts the warm-up in the background when args (the runtime's
-// command line) name a verb that moves a process into cgroups: create and
-// run. exec is left out: it usually goes through the container's exec
+// Start starts the warm-up in the background when verb (the runtime's, as
+// argv.Verb reads it) moves a process into cgroups: create and run. exec is left out: it usually goes through the container's exec
 // server, which attaches nothing, and a warm-up there would only hold
-// cgroup_mutex for a grace period on every command. Nothing but the
-// argument scan runs on the caller's path.
-func Start(args []string) {
-	if os.Getenv("MXC_CGROUP_PREWARM") == "0" || !attaches(args) {
+// cgroup_mutex for a grace period on every command. Nothing else runs on
+// the caller's path.
+func Start(verb string) {
+	if os.Getenv("MXC_CGROUP_PREWARM") == "0" || !attaches(verb) {
 		return
 	}
 	go func() {
@@ -39,11 +36,8 @@ func Warm(procs string) {
 	_ = f.Close()
 }
 
-// attaches reports whether the verb in args is create or run.
-func attaches(args []string) bool {
-	v := argv.Verb(args)
-	return v == "create" || v == "run"
-}
+// attaches reports whether verb is create or run.
+func attaches(verb string) bool { return verb == "create" || verb == "run" }
 
 // ProcsFile returns the cgroup.procs file of the cgroup this process is
 // in, in a hierarchy without controllers where there is one (cgroup2 on a

@@ -3,6 +3,8 @@ package cgwarm
 import (
 	"os"
 	"testing"
+
+	"mxc.dev/mxc/internal/argv"
 )
 
 func TestAttaches(t *testing.T) {
@@ -20,7 +22,7 @@ func TestAttaches(t *testing.T) {
 		{[]string{"mxc-runtime"}, false},
 		{[]string{"mxc-runtime", "--", "run"}, false},
 	} {
-		if got := attaches(tc.args); got != tc.want {
+		if got := attaches(argv.Verb(tc.args)); got != tc.want {
 			t.Errorf("attaches(%q) = %v, want %v", tc.args, got, tc.want)
 		}
 	}

@@ -247,16 +247,15 @@ func (r *Runtime) create(o CreateOpts, act action) (status int, retErr error) {
 		return -1, err
 	}
 	if eff != nil {
-		if err := r.Policy.PrepareProcess(p, eff, cc); err != nil {
-			r.Policy.AbortCreate(cc)
-			return -1, fmt.Errorf("agent policy: %w", err)
-		}
 		// Runs before destroy's and teardownPolicy's defers (LIFO).
 		defer func() {
 			if retErr != nil {
 				r.Policy.AbortCreate(cc)
 			}
 		}()
+		if err := r.Policy.PrepareProcess(p, eff, cc); err != nil {
+			return -1, fmt.Errorf("agent policy: %w", err)
+		}
 	}
 	var sigs *signals
 	if !detach {

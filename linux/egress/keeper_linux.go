@@ -312,7 +312,7 @@ func (k *Keeper) watch(ctx context.Context, hup <-chan os.Signal) error {
 	gd := k.in.GateDir
 	for {
 		p, err := readPidFile(filepath.Join(gd, "gate.pid"))
-		if err == nil && procAlive(p.Pid, p.Start) {
+		if err == nil && procstat.Alive(p.Pid, p.Start) {
 			if !waitExit(ctx, p) {
 				return nil // ctx ended
 			}
@@ -347,7 +347,7 @@ func waitExit(ctx context.Context, p pidFile) bool {
 		return true // already gone
 	}
 	defer unix.Close(fd)
-	if !procAlive(p.Pid, p.Start) {
+	if !procstat.Alive(p.Pid, p.Start) {
 		return true
 	}
 	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
@@ -380,7 +380,7 @@ func (k *Keeper) restart(takeover bool) (g *gate, gone bool, err error) {
 		return nil, true, nil
 	}
 	if takeover {
-		if p, err := readPidFile(filepath.Join(gd, "gate.pid")); err == nil && procAlive(p.Pid, p.Start) {
+		if p, err := readPidFile(filepath.Join(gd, "gate.pid")); err == nil && procstat.Alive(p.Pid, p.Start) {
 			return nil, false, nil
 		}
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"mxc.dev/mxc/internal/procstat"
 	"mxc.dev/mxc/spec"
 )
 
@@ -293,7 +294,7 @@ func Setup(ctx context.Context, cfg Config) (err error) {
 			if err := writeJSON(filepath.Join(gd, "refs", cfg.ContainerID), myRef); err != nil {
 				return fmt.Errorf("egress ref: %w", err)
 			}
-			if p, err := readPidFile(filepath.Join(gd, "gate.pid")); err == nil && procAlive(p.Pid, p.Start) {
+			if p, err := readPidFile(filepath.Join(gd, "gate.pid")); err == nil && procstat.Alive(p.Pid, p.Start) {
 				_ = kill(p.Pid, unix.SIGHUP) // open this container's audit log too
 				if cfg.Host != nil {
 					// Our helper stands by to take the gate over.
@@ -454,7 +455,7 @@ func Teardown(cfg Config) error {
 		return fmt.Errorf("egress ref: %w", err)
 	}
 	if left := readRefs(gd); len(left) > 0 {
-		if p, err := readPidFile(filepath.Join(gd, "gate.pid")); err == nil && procAlive(p.Pid, p.Start) {
+		if p, err := readPidFile(filepath.Join(gd, "gate.pid")); err == nil && procstat.Alive(p.Pid, p.Start) {
 			_ = kill(p.Pid, unix.SIGHUP) // forget this container's audit log
 		} else if err := relaunchFor(cfg, gd, left); err != nil {
 			return err
@@ -602,7 +603,7 @@ func Ensure(ctx context.Context, cfg Config) (restarted bool, err error) {
 	}
 	defer unlock()
 	gd := gateDir(st.RunDir, st.Key)
-	if p, err := readPidFile(filepath.Join(gd, "gate.pid")); err == nil && procAlive(p.Pid, p.Start) {
+	if p, err := readPidFile(filepath.Join(gd, "gate.pid")); err == nil && procstat.Alive(p.Pid, p.Start) {
 		if cfg.Host != nil && p.Pid != cfg.Host.Pid {
 			return false, cfg.Host.tell(hostInstruction{Op: opWatch, GateDir: gd, Container: cfg.ContainerID, NetNSPath: cfg.NetNSPath})
 		}
@@ -671,7 +672,7 @@ func GatePID(runDir, netnsPath string) int {
 		return 0
 	}
 	p, err := readPidFile(filepath.Join(gd, "gate.pid"))
-	if err != nil || !procAlive(p.Pid, p.Start) {
+	if err != nil || !procstat.Alive(p.Pid, p.Start) {
 		return 0
 	}
 	return p.Pid

@@ -29,12 +29,6 @@ func kill(pid int, sig unix.Signal) error {
 	return unix.Kill(pid, sig)
 }
 
-// procAlive reports whether the process pid that started at start still
-// runs (a zombie does not count).
-func procAlive(pid int, start uint64) bool {
-	return procstat.Alive(pid, start)
-}
-
 type pidFile struct {
 	Pid   int
 	Start uint64
@@ -75,7 +69,7 @@ func stopProcess(p pidFile, grace time.Duration) error {
 	if p.Pid == os.Getpid() {
 		return nil // see kill
 	}
-	if !procAlive(p.Pid, p.Start) {
+	if !procstat.Alive(p.Pid, p.Start) {
 		reap(p.Pid)
 		return nil
 	}
@@ -96,7 +90,7 @@ func waitGone(p pidFile, d time.Duration) bool {
 	if fd, err := unix.PidfdOpen(p.Pid, 0); err == nil {
 		defer unix.Close(fd)
 		// Checked after the open: the fd is then known to name p.
-		if procAlive(p.Pid, p.Start) {
+		if procstat.Alive(p.Pid, p.Start) {
 			fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
 			deadline := time.Now().Add(d)
 			for {
@@ -114,12 +108,12 @@ func waitGone(p pidFile, d time.Duration) bool {
 			}
 		}
 		reap(p.Pid)
-		return !procAlive(p.Pid, p.Start)
+		return !procstat.Alive(p.Pid, p.Start)
 	}
 	deadline := time.Now().Add(d)
 	for {
 		reap(p.Pid)
-		if !procAlive(p.Pid, p.Start) {
+		if !procstat.Alive(p.Pid, p.Start) {
 			return true
 		}
 		if time.Now().After(deadline) {

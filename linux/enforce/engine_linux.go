@@ -50,8 +50,9 @@ type Options struct {
 // Engine implements container.PolicyEngine on Linux.
 type Engine struct {
 	opts Options
-	// helper is the binary the helpers run from (HelperExe).
-	helper string
+	// helper is the binary the helpers run from (HelperExe), looked up
+	// when a helper is first needed: most verbs start none.
+	helper func() string
 
 	mu      sync.Mutex
 	pending map[string]*state // by container id, between PrepareSpec and AfterCreate
@@ -67,7 +68,8 @@ func New(o Options) (*Engine, error) {
 	if o.SlotDir == "" {
 		o.SlotDir = DefaultSlotDir
 	}
-	return &Engine{opts: o, helper: HelperExe(o.Exe), pending: map[string]*state{}}, nil
+	helper := sync.OnceValue(func() string { return HelperExe(o.Exe) })
+	return &Engine{opts: o, helper: helper, pending: map[string]*state{}}, nil
 }
 
 // LoadNodeConfig reads the node config at path; a missing file means no
@@ -475,7 +477,7 @@ func (e *Engine) spawnMonitorFor(st *state, eff *spec.Effective, cc *container.C
 	if !need.Needed() {
 		return nil
 	}
-	mp, err := spawnMonitor(e.helper, cc.StateDir, enforcesNet)
+	mp, err := spawnMonitor(e.helper(), cc.StateDir, enforcesNet)
 	if err != nil {
 		return err
 	}
@@ -527,7 +529,7 @@ func (e *Engine) restartMonitor(stateDir, id string, eff *spec.Effective) error 
 	if procstat.StartTime(m.InitPid) != m.InitStart || m.InitStart == 0 {
 		return nil // the container's init is gone: nothing to watch
 	}
-	mp, err := spawnMonitor(e.helper, stateDir, m.Gate)
+	mp, err := spawnMonitor(e.helper(), stateDir, m.Gate)
 	if err != nil {
 		return err
 	}
@@ -569,7 +571,7 @@ func (e *Engine) egressConfig(id, agent, stateDir, netnsPath string, initPid int
 		Policy:      eff,
 		DNS:         dns,
 		AuditPath:   filepath.Join(stateDir, audit.FileName),
-		Exe:         e.helper,
+		Exe:         e.helper(),
 	}
 }
 
@@ -601,7 +603,7 @@ func (e *Engine) Teardown(stateDir string, rec *container.Record) error {
 		// Exe: if this container's helper served a pod's gate and no other
 		// container of the pod has a helper to take it over, Teardown
 		// restarts it as a process of its own.
-		cfg := egress.Config{ContainerID: id, StateDir: stateDir, Exe: e.helper}
+		cfg := egress.Config{ContainerID: id, StateDir: stateDir, Exe: e.helper()}
 		if rec != nil {
 			cfg.NetNSPath = rec.NetNSPath
 		}
