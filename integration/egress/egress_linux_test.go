@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -33,6 +34,27 @@ func TestAllowedNameReachableTCPAndUDP(t *testing.T) {
 		if ttl > 5 {
 			t.Errorf("client TTL %d exceeds dns.maxTTL 5", ttl)
 		}
+	}
+}
+
+// An answer too big for UDP: the upstream cuts it and sets TC, the gate
+// asks again over TCP and allows every address of the whole answer, then
+// cuts its own UDP answer to the client's size. A client that asks over
+// TCP gets it whole.
+func TestLargeAnswerRetriedOverTCP(t *testing.T) {
+	p := policy(spec.ModeEnforce)
+	p.Network.Egress.Allow[0].To = append(p.Network.Egress.Allow[0].To, spec.Peer{Host: "many.test"})
+	c := newCtr(t, p)
+	r := c.resolve(t, "many.test", "A")
+	if !r.OK || !r.Truncated || len(r.Addrs) == 0 || len(r.Addrs) >= 40 || slices.Contains(r.Addrs, lab.ManyLast) {
+		t.Fatalf("many.test over UDP: want a truncated answer without %s, got %+v", lab.ManyLast, r)
+	}
+	// Allowed although the client never saw it: the gate learnt the whole
+	// answer over TCP.
+	c.mustReach(t, "tcp", tcpAddr(lab.ManyLast, lab.TCPPort))
+	r = c.client(t, "dns", lab.UpstreamDNS+":53", "many.test", "A", "tcp")
+	if !r.OK || r.Truncated || len(r.Addrs) != 40 || !slices.Contains(r.Addrs, lab.ManyLast) {
+		t.Fatalf("many.test over TCP: want all 40 addresses, got %+v", r)
 	}
 }
 

@@ -661,9 +661,7 @@ func (g *gate) exchange(m *dns.Msg, tcp bool) (*dns.Msg, error) {
 // answer is retried over TCP.
 func (g *gate) exchangeOne(m *dns.Msg, upstream string, tcp bool) (*dns.Msg, error) {
 	if tcp {
-		c := &dns.Client{Net: "tcp", Timeout: upstreamTimeout}
-		r, _, err := c.Exchange(m, upstream)
-		return r, err
+		return exchangeTCP(m, upstream)
 	}
 	// Each query in flight holds a thread (blocking socket): bound them.
 	select {
@@ -687,11 +685,31 @@ func (g *gate) exchangeOne(m *dns.Msg, upstream string, tcp bool) (*dns.Msg, err
 		g.udpPool(upstream).put(pc)
 	}
 	if err == nil && r.Truncated {
-		tc := &dns.Client{Net: "tcp", Timeout: upstreamTimeout}
-		if r2, _, err2 := tc.Exchange(m, upstream); err2 == nil {
+		if r2, err2 := exchangeTCP(m, upstream); err2 == nil {
 			r = r2
 		}
 	}
+	return r, err
+}
+
+// exchangeTCP asks one upstream over TCP (a TCP query from the agent, or a
+// truncated UDP answer), within upstreamTimeout in all.
+//
+// It dials itself and hands miekg/dns the connection. (*dns.Client).Exchange
+// would dial too, but its dialer also speaks DNS over TLS, and that one
+// call kept crypto/tls, x509 and their ciphers in the helper binary: 1.2 MB
+// of code, most of it resident in every container's monitor.
+func exchangeTCP(m *dns.Msg, upstream string) (*dns.Msg, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), upstreamTimeout)
+	defer cancel()
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", upstream)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	c := &dns.Client{Net: "tcp", Timeout: upstreamTimeout}
+	r, _, err := c.ExchangeWithConnContext(ctx, m, &dns.Conn{Conn: conn})
 	return r, err
 }
 

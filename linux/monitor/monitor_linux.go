@@ -15,7 +15,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 
 	"mxc.dev/mxc/audit"
@@ -76,7 +75,6 @@ func Main(args []string) int {
 }
 
 func run(m Config) error {
-	logrus.SetOutput(os.Stderr)
 	readyFile := os.NewFile(3, "ready")
 	var readyOnce sync.Once
 	ready := func() {

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"unsafe"
 
-	"github.com/opencontainers/cgroups"
 	"golang.org/x/sys/unix"
 )
 
@@ -24,7 +23,7 @@ import (
 // container, most of it encoding/json's first use of the config types,
 // on a machine where a policy `run` is CPU-bound.
 func notifyOOM(paths map[string]string) (<-chan struct{}, error) {
-	if cgroups.IsCgroup2UnifiedMode() {
+	if unifiedCgroups() {
 		dir := paths[""]
 		if dir == "" {
 			return nil, errors.New("no cgroup v2 path")
@@ -149,4 +148,13 @@ func keyValue(file, key string) (v uint64, ok bool) {
 		}
 	}
 	return 0, false
+}
+
+// unifiedCgroups reports whether the host runs cgroup v2 alone, as
+// opencontainers/cgroups' IsCgroup2UnifiedMode does; that package (with
+// logrus and go-systemd's D-Bus client) is not linked into mxc-monitor for
+// this one statfs.
+func unifiedCgroups() bool {
+	var st unix.Statfs_t
+	return unix.Statfs("/sys/fs/cgroup", &st) == nil && st.Type == unix.CGROUP2_SUPER_MAGIC
 }

@@ -280,6 +280,13 @@ func (b *Bench) Memory(ctx context.Context, counts []int) ([]*MemoryResult, erro
 		m := &MemoryResult{Containers: n, RSS: map[string]float64{}, PSS: map[string]float64{}, Anon: map[string]float64{}}
 		for _, id := range ids {
 			for kind, pid := range helperPids(rt.Root, id) {
+				if dir := os.Getenv("BENCH_MEMORY_SMAPS"); dir != "" {
+					// For finding out which mappings hold the memory.
+					if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps", pid)); err == nil {
+						name := fmt.Sprintf("%s-%s.smaps", id, strings.ReplaceAll(kind, " ", "_"))
+						_ = os.WriteFile(filepath.Join(dir, name), b, 0o644)
+					}
+				}
 				r, p, a, err := smapsRollup(pid)
 				if err != nil {
 					cleanup()

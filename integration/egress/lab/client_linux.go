@@ -33,7 +33,9 @@ type Result struct {
 	Rcode string   `json:"rcode,omitempty"`
 	Addrs []string `json:"addrs,omitempty"`
 	TTLs  []uint32 `json:"ttls,omitempty"`
-	Err   string   `json:"err,omitempty"`
+	// Truncated is a DNS answer's TC bit.
+	Truncated bool   `json:"truncated,omitempty"`
+	Err       string `json:"err,omitempty"`
 	// Errno names the errno behind Err (ECONNREFUSED, EHOSTUNREACH,
 	// EPERM, ...), or TIMEOUT when the operation timed out.
 	Errno string `json:"errno,omitempty"`
@@ -136,7 +138,7 @@ func query(server, name, qtype string, tcp bool) Result {
 	if err != nil {
 		return fail(err)
 	}
-	r := Result{OK: resp.Rcode == dns.RcodeSuccess, Rcode: dns.RcodeToString[resp.Rcode]}
+	r := Result{OK: resp.Rcode == dns.RcodeSuccess, Rcode: dns.RcodeToString[resp.Rcode], Truncated: resp.Truncated}
 	for _, rr := range resp.Answer {
 		switch v := rr.(type) {
 		case *dns.A:

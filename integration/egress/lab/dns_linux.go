@@ -33,7 +33,20 @@ func Zone() map[string][]Record {
 		"short.test":        {{dns.TypeA, "203.0.113.50", 1}},
 		"both.test":         {{dns.TypeA, "203.0.113.60", 60}},
 		"v6only.test":       {{dns.TypeAAAA, "2001:db8:10::20", 60}},
+		"many.test":         manyRecords(),
 	}
+}
+
+// ManyLast is the last address of many.test, whose answer (40 A records)
+// does not fit the 512 bytes of a plain UDP answer.
+const ManyLast = "203.0.113.139"
+
+func manyRecords() []Record {
+	var rrs []Record
+	for i := 100; i <= 139; i++ {
+		rrs = append(rrs, Record{dns.TypeA, fmt.Sprintf("203.0.113.%d", i), 60})
+	}
+	return rrs
 }
 
 // DNSServer is an authoritative-and-recursive-looking test server that
@@ -122,7 +135,19 @@ func (s *DNSServer) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 	name := strings.ToLower(strings.TrimSuffix(q.Name, "."))
 	s.mu.Lock()
 	s.queries = append(s.queries, name)
-	defer func() { s.mu.Unlock(); _ = w.WriteMsg(m) }()
+	defer func() {
+		s.mu.Unlock()
+		// Over UDP, as a real server does: what does not fit the asker's
+		// buffer is cut and the answer marked truncated (TC).
+		if _, udp := w.RemoteAddr().(*net.UDPAddr); udp {
+			size := dns.MinMsgSize
+			if o := req.IsEdns0(); o != nil && int(o.UDPSize()) > size {
+				size = int(o.UDPSize())
+			}
+			m.Truncate(size)
+		}
+		_ = w.WriteMsg(m)
+	}()
 	if s.rogue {
 		if q.Qtype == dns.TypeA {
 			m.Answer = append(m.Answer, &dns.A{Hdr: hdr(q.Name, dns.TypeA, 60), A: net.ParseIP("198.51.100.99")})
