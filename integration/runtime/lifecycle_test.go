@@ -5,8 +5,11 @@
 package runtime_test
 
 import (
+	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -15,6 +18,7 @@ import (
 	"time"
 
 	"github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 
 	h "mxc.dev/mxc/integration/harness"
 )
@@ -51,6 +55,51 @@ func TestRunKilledBySignalReports128PlusSignal(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("run did not return after its container was killed")
 	}
+}
+
+// A foreground `run` and `exec` forward a signal sent to mxc-runtime to
+// the container's process, as runc does. mxc-runtime starts catching
+// signals in the background while it reads its input; that must be done
+// before the process starts, or this signal would be lost.
+func TestForegroundForwardsSignals(t *testing.T) {
+	rt := h.NewRuntime(t)
+	script := `trap 'echo got-TERM; exit 7' TERM; echo ready; while :; do sleep 0.05; done`
+	check := func(env []string, args ...string) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		cmd := rt.Command(ctx, args...)
+		cmd.Env = append(cmd.Env, env...)
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		r := bufio.NewReader(out)
+		if line, err := r.ReadString('\n'); line != "ready\n" {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+			t.Fatalf("%v: first line %q (%v), stderr %q", args, line, err, stderr.String())
+		}
+		if err := cmd.Process.Signal(unix.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		rest, _ := io.ReadAll(r)
+		_ = cmd.Wait()
+		if code := cmd.ProcessState.ExitCode(); code != 7 || !strings.Contains(string(rest), "got-TERM") {
+			t.Fatalf("%v: exit code %d, output %q, stderr %q; want 7 and got-TERM", args, code, rest, stderr.String())
+		}
+	}
+	check(nil, "run", "--bundle", h.NewBundle(t, "sh", "-c", script).Dir, "fwd-run")
+	rt.MustRun("run", "--detach", "--bundle", h.NewBundle(t, "sleep", "1000").Dir, "fwd-exec")
+	// The normal exec path (the fast path's client is C and forwards
+	// signals itself; integration/execfast covers it).
+	check([]string{"MXC_EXEC_FAST=0"}, "exec", "fwd-exec", "sh", "-c", script)
+	rt.MustRun("delete", "--force", "fwd-exec")
 }
 
 func TestRunStdinAndKeep(t *testing.T) {

@@ -59,6 +59,11 @@ type ExecOpts struct {
 // (MXC_EXEC_FAST decides for which containers), in the background, so that
 // the next one is fast.
 func (r *Runtime) Exec(o ExecOpts) (int, error) {
+	var waitSigs func() *signals
+	if !o.Detach {
+		waitSigs = catchSignalsAsync(false)
+		defer func() { go func() { waitSigs().stop() }() }() // see Runtime.create
+	}
 	c, err := r.Load(o.ID)
 	if err != nil {
 		return -1, err
@@ -103,8 +108,7 @@ func (r *Runtime) Exec(o ExecOpts) (int, error) {
 	}
 	var sigs *signals
 	if !o.Detach {
-		sigs = catchSignals(false)
-		defer func() { go sigs.stop() }() // see Runtime.create
+		sigs = waitSigs()
 	}
 	io, err := setupStdio(p, c, sp.Terminal, o.Detach, o.ConsoleSocket)
 	if err != nil {

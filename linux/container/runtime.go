@@ -133,6 +133,15 @@ func (r *Runtime) create(o CreateOpts, act action) (status int, retErr error) {
 	if err := checkTerminal(nil, detach, o.ConsoleSocket); err != nil {
 		return -1, err
 	}
+	var waitSigs func() *signals
+	if !detach {
+		waitSigs = catchSignalsAsync(!o.NoSubreaper)
+		// signal.Stop waits for the runtime's signal loop to go idle, ~1 ms
+		// measured at the end of every foreground `run`, which exits right
+		// after: let it finish in the background (a caller that lives on
+		// gets it done a moment later; the channel is buffered).
+		defer func() { go func() { waitSigs().stop() }() }()
+	}
 	s, err := LoadSpec(bundle)
 	if err != nil {
 		return -1, err
@@ -259,12 +268,7 @@ func (r *Runtime) create(o CreateOpts, act action) (status int, retErr error) {
 	}
 	var sigs *signals
 	if !detach {
-		sigs = catchSignals(!o.NoSubreaper)
-		// signal.Stop waits for the runtime's signal loop to go idle, ~1 ms
-		// measured at the end of every foreground `run`, which exits right
-		// after: let it finish in the background (a caller that lives on
-		// gets it done a moment later; the channel is buffered).
-		defer func() { go sigs.stop() }()
+		sigs = waitSigs()
 	}
 	io, err := setupStdio(p, c, s.Process.Terminal, detach, o.ConsoleSocket)
 	if err != nil {
