@@ -106,7 +106,7 @@ func decodeAnnotations(a map[string]string) (*annotationSet, error) {
 			s.policy, s.policyNotes, err = ParsePolicy([]byte(v))
 		case AnnotationPolicyRef:
 			s.ref = strings.TrimSpace(v)
-			if !nameRE().MatchString(s.ref) {
+			if !isName(s.ref) {
 				err = fmt.Errorf("%q is not a policy name (lower-case letters, digits, '.', '-', '_')", v)
 			}
 		case AnnotationIsolation:

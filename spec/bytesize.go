@@ -20,8 +20,6 @@ var byteUnits = []struct {
 	{"k", 1e3}, {"M", 1e6}, {"G", 1e9}, {"T", 1e12}, {"P", 1e15}, {"E", 1e18},
 }
 
-var sizeNumber = lazyRegexp(`^[0-9]{1,30}(\.[0-9]{1,30})?$`)
-
 // ParseByteSize reads "2Gi", "512M", "1.5Gi" or a plain number of bytes.
 func ParseByteSize(s string) (ByteSize, error) {
 	t := strings.TrimSpace(s)
@@ -36,7 +34,7 @@ func ParseByteSize(s string) (ByteSize, error) {
 			break
 		}
 	}
-	if !sizeNumber().MatchString(num) {
+	if !isSizeNumber(num) {
 		return 0, fmt.Errorf("%q is not a size (want bytes or a quantity such as 512Mi or 2Gi)", s)
 	}
 	r, ok := new(big.Rat).SetString(num)

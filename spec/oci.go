@@ -118,12 +118,6 @@ func cloneSpec(s *specs.Spec) (*specs.Spec, error) {
 	return out, nil
 }
 
-var (
-	runtimeDirRE = lazyRegexp(`^/run/user/[0-9]+$`)
-	sessionBusRE = lazyRegexp(`^/run/user/[0-9]+/bus$`)
-	sshAgentRE   = lazyRegexp(`^/tmp/ssh-[^/]+/agent\.[0-9]+$`)
-)
-
 // uiKind classifies a host path: "display", "session bus", "ssh agent",
 // "input device", or "".
 func uiKind(p string) string {
@@ -136,11 +130,11 @@ func uiKind(p string) string {
 	case within(p, "/tmp/.X11-unix"), strings.HasPrefix(base, "wayland-") && !strings.HasSuffix(base, ".lock"),
 		base == ".Xauthority", strings.HasPrefix(base, "xauth_"):
 		return "display"
-	case runtimeDirRE().MatchString(p):
+	case isRuntimeDir(p):
 		return "display" // the user's runtime dir holds the Wayland and bus sockets
-	case sessionBusRE().MatchString(p):
+	case isSessionBus(p):
 		return "session bus"
-	case sshAgentRE().MatchString(p), base == "S.gpg-agent.ssh", p == "/run/host-services/ssh-auth.sock", strings.Contains(base, "ssh-agent"):
+	case isSSHAgent(p), base == "S.gpg-agent.ssh", p == "/run/host-services/ssh-auth.sock", strings.Contains(base, "ssh-agent"):
 		return "ssh agent"
 	case p == "/dev/uinput", within(p, "/dev/input"):
 		return "input device"

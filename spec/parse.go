@@ -73,7 +73,7 @@ func (nc *NodeConfig) Validate() error {
 	}
 	for _, name := range sortedKeys(nc.Policies) {
 		at := key("policies", name)
-		if !nameRE().MatchString(name) {
+		if !isName(name) {
 			l.add(at, "%q is not a valid policy name (lower-case letters, digits, '.', '-', '_')", name)
 			continue
 		}

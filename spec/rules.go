@@ -46,7 +46,7 @@ func (e *Effective) FSRules() []PathRule {
 }
 
 func pathDepth(p string) int {
-	if driveRE().MatchString(p) {
+	if hasDrivePrefix(p) {
 		return strings.Count(strings.TrimSuffix(p, `\`), `\`)
 	}
 	if p == "/" {

@@ -20,12 +20,6 @@ const (
 	MinMemory = 4 << 20
 )
 
-var (
-	nameRE  = lazyRegexp(`^[a-z0-9]([a-z0-9._-]{0,251}[a-z0-9])?$`)
-	labelRE = lazyRegexp(`^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?$`)
-	driveRE = lazyRegexp(`^[A-Za-z]:\\`)
-)
-
 // Validate checks every rule of a policy document and returns all problems
 // joined, each a *FieldError naming its path. A valid policy may still be
 // refused by a node ceiling (see NewEffective).
@@ -54,7 +48,7 @@ func validatePolicy(l *errList, at string, p *AgentPolicy) {
 	default:
 		l.add(joinPath(at, "kind"), "%q is not supported (want %s)", p.Kind, Kind)
 	}
-	if n := p.Metadata.Name; n != "" && !nameRE().MatchString(n) {
+	if n := p.Metadata.Name; n != "" && !isName(n) {
 		l.add(joinPath(at, "metadata.name"), "%q is not a valid name (lower-case letters, digits, '.', '-', '_'; at most 253)", n)
 	}
 	for _, k := range sortedKeys(p.Metadata.Labels) {
@@ -173,7 +167,7 @@ func checkFSPath(p string) (pathFamily, string) {
 	if strings.ContainsRune(p, 0) {
 		return 0, "contains a NUL byte"
 	}
-	if driveRE().MatchString(p) {
+	if hasDrivePrefix(p) {
 		if strings.Contains(p, "/") {
 			return 0, fmt.Sprintf("%q mixes '/' into a Windows path", p)
 		}
@@ -204,7 +198,7 @@ func checkFSPath(p string) (pathFamily, string) {
 
 // within reports whether child is parent or lies under it.
 func within(child, parent string) bool {
-	if driveRE().MatchString(parent) {
+	if hasDrivePrefix(parent) {
 		c, p := strings.ToLower(child), strings.ToLower(parent)
 		if c == p {
 			return true
@@ -218,7 +212,7 @@ func within(child, parent string) bool {
 }
 
 func samePath(a, b string) bool {
-	if driveRE().MatchString(a) {
+	if hasDrivePrefix(a) {
 		return strings.EqualFold(a, b)
 	}
 	return a == b
@@ -374,7 +368,7 @@ func checkHost(h string, allowPS, allow bool) string {
 	}
 	labels := strings.Split(base, ".")
 	for _, lb := range labels {
-		if !labelRE().MatchString(lb) {
+		if !isLabel(lb) {
 			return fmt.Sprintf("%q is not a valid host name (label %q)", h, lb)
 		}
 	}
