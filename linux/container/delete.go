@@ -8,7 +8,9 @@ import (
 	"os"
 	"time"
 
+	"github.com/opencontainers/cgroups"
 	"github.com/opencontainers/runc/libcontainer"
+	"github.com/opencontainers/runc/libcontainer/configs"
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 
@@ -112,7 +114,23 @@ func (r *Runtime) destroy(c *libcontainer.Container, stateDir string, rec *Recor
 	// mxc enforcement (issue 4): the policy teardown runs before
 	// libcontainer's Destroy, which removes the whole state dir, because it
 	// reads what it must undo from there (egress.json, monitor.json).
+	var cgDone chan struct{}
+	if r.Policy != nil && c != nil && rec != nil && emptyWhenStopped(c) {
+		// The policy teardown (monitor, egress filter, session tier) takes
+		// a few ms; the cgroups are removed meanwhile, and Destroy finds
+		// them gone.
+		cgDone = make(chan struct{})
+		go func() {
+			defer close(cgDone)
+			for _, p := range rec.CgroupPaths {
+				_ = cgroups.RemovePath(p)
+			}
+		}()
+	}
 	r.teardownPolicy(stateDir, rec)
+	if cgDone != nil {
+		<-cgDone
+	}
 	if c != nil {
 		if err := c.Destroy(); err != nil {
 			logrus.Warnf("destroy %s: %v", c.ID(), err)
@@ -124,6 +142,14 @@ func (r *Runtime) destroy(c *libcontainer.Container, stateDir string, rec *Recor
 	if err := os.RemoveAll(stateDir); err != nil {
 		logrus.Warnf("remove %s: %v", stateDir, err)
 	}
+}
+
+// emptyWhenStopped reports whether c is stopped and had a pid namespace of
+// its own: then its processes all died with its init, and its cgroups are
+// empty. (Without one, Destroy must first kill what is left in them.)
+func emptyWhenStopped(c *libcontainer.Container) bool {
+	st, err := c.Status()
+	return err == nil && st == libcontainer.Stopped && c.Config().Namespaces.IsPrivate(configs.NEWPID)
 }
 
 func (r *Runtime) teardownPolicy(stateDir string, rec *Record) {

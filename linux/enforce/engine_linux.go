@@ -593,6 +593,23 @@ func (e *Engine) Teardown(stateDir string, rec *container.Record) error {
 	if st != nil {
 		_ = st.idmap.wait()
 	}
+	// The session tier's id-mapped rootfs and id slot do not depend on the
+	// helpers: they are released on another goroutine while the monitor is
+	// stopped and the egress filter taken down (~0.7 of the ~3.5 ms this
+	// takes in a policy `run`).
+	var sessionErrs error
+	session := make(chan struct{})
+	go func() {
+		defer close(session)
+		var errs []error
+		if err := unmountIDMapped(idmapDir(e.opts.Root, id)); err != nil {
+			errs = append(errs, err)
+		}
+		if err := freeSlot(e.opts.SlotDir, stateDir); err != nil {
+			errs = append(errs, fmt.Errorf("session slot: %w", err))
+		}
+		sessionErrs = errors.Join(errs...)
+	}()
 	var errs []error
 	if rec != nil && rec.MonitorPid > 0 {
 		if err := stopMonitor(rec.MonitorPid, stateDir); err != nil {
@@ -611,13 +628,8 @@ func (e *Engine) Teardown(stateDir string, rec *container.Record) error {
 			errs = append(errs, fmt.Errorf("egress teardown: %w", err))
 		}
 	}
-	if err := unmountIDMapped(idmapDir(e.opts.Root, id)); err != nil {
-		errs = append(errs, err)
-	}
-	if err := freeSlot(e.opts.SlotDir, stateDir); err != nil {
-		errs = append(errs, fmt.Errorf("session slot: %w", err))
-	}
-	return errors.Join(errs...)
+	<-session
+	return errors.Join(append(errs, sessionErrs)...)
 }
 
 // EnsureHelpers implements container.PolicyEngine: the policy monitor
