@@ -393,7 +393,12 @@ func (g *gate) listen(addr string) error {
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", hp)
+	// Plain TCP: Go's listeners try multipath TCP first, which costs a
+	// probe of the kernel's MPTCP support and a socket more in each
+	// container's gate start-up (~0.3 ms of CPU), for a loopback listener.
+	var lc net.ListenConfig
+	lc.SetMultipathTCP(false)
+	ln, err := lc.Listen(context.Background(), "tcp", hp)
 	if err != nil {
 		pc.Close()
 		return err
