@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"mxc.dev/mxc/internal/reaper"
 	"mxc.dev/mxc/spec"
 )
@@ -89,6 +91,29 @@ type Bench struct {
 	started     time.Time
 	loadAvg     [2]string // at start and end
 	attach      string    // the cgroup attach probe (attach.go)
+	tmpfs       bool      // Dir is a tmpfs of our own (-tmpfs)
+	scratchFS   string    // file system of the state roots and bundles
+}
+
+// fsType names the file system under dir, as /proc/self/mounts does.
+func fsType(dir string) string {
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil {
+		return "unknown"
+	}
+	switch st.Type {
+	case unix.TMPFS_MAGIC:
+		return "tmpfs"
+	case unix.EXT4_SUPER_MAGIC:
+		return "ext4"
+	case unix.XFS_SUPER_MAGIC:
+		return "xfs"
+	case unix.BTRFS_SUPER_MAGIC:
+		return "btrfs"
+	case unix.OVERLAYFS_SUPER_MAGIC:
+		return "overlay"
+	}
+	return fmt.Sprintf("0x%x", st.Type)
 }
 
 // NewBench makes the scratch dir, the busybox rootfs and a state root per
@@ -105,6 +130,19 @@ func NewBench(o Options) (*Bench, error) {
 		return nil, err
 	}
 	b := &Bench{Opts: o, Runtimes: o.Runtimes, Dir: dir, bundles: map[string]string{}, started: time.Now()}
+	b.scratchFS = fsType(o.Work)
+	if o.Tmpfs && b.scratchFS != "tmpfs" {
+		// Runtimes keep their state under /run, which is a tmpfs on a
+		// normal host; on this VM it is ext4, where each state file
+		// replaced by rename also starts a writeback. Every runtime gets
+		// the same tmpfs, so the comparison stays side by side.
+		if err := unix.Mount("tmpfs", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=0711,size=4g"); err != nil {
+			_ = os.RemoveAll(dir)
+			return nil, fmt.Errorf("tmpfs on %s (-tmpfs=false to bench on %s): %w", dir, b.scratchFS, err)
+		}
+		b.tmpfs = true
+		b.scratchFS = "tmpfs"
+	}
 	b.loadAvg[0] = loadAvg()
 	b.attach = attachProbeText()
 	fmt.Fprintf(os.Stderr, "cgroup attach on this host: %s\n", b.attach)
@@ -218,6 +256,11 @@ func (b *Bench) Close() error {
 		}
 	}
 	reaper.KillAdopted()
+	if b.tmpfs {
+		if err := unix.Unmount(b.Dir, unix.MNT_DETACH); err != nil {
+			errs = append(errs, fmt.Errorf("cleanup: unmount %s: %w", b.Dir, err))
+		}
+	}
 	if b.Dir != "" {
 		if err := os.RemoveAll(b.Dir); err != nil {
 			errs = append(errs, fmt.Errorf("cleanup: %w", err))
@@ -292,4 +335,12 @@ func loadAvg() string {
 		return "?"
 	}
 	return strings.Join(f[:3], " ")
+}
+
+// scratchDesc says where the state roots and bundles were, for the record.
+func (b *Bench) scratchDesc() string {
+	if b.tmpfs {
+		return fmt.Sprintf("tmpfs (a private mount; %s is %s here)", b.Opts.Work, fsType(b.Opts.Work))
+	}
+	return b.scratchFS
 }

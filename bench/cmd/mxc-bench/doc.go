@@ -183,6 +183,7 @@ func (b *Bench) Record(path string, res []*Result, t Table, extra *Extras) error
 	var sec strings.Builder
 	fmt.Fprintf(&sec, "### %s UTC, %d runs%s\n\n", now.Format("2006-01-02 15:04"), b.Opts.N, labelSuffix(b.Opts.Label))
 	fmt.Fprintf(&sec, "- machine: %s\n", m)
+	fmt.Fprintf(&sec, "- state roots and bundles on: %s\n", b.scratchDesc())
 	fmt.Fprintf(&sec, "- load average at start / end: %s / %s\n", b.loadAvg[0], b.loadAvg[1])
 	fmt.Fprintf(&sec, "- cgroup attach at start: %s\n", b.attach)
 	for _, rt := range b.Runtimes {

@@ -53,6 +53,8 @@ type Options struct {
 	Doc       string // docs/benchmarks.md; "" writes nothing
 	Label     string // e.g. "short": goes into the history rows
 	Work      string // parent of the scratch dir
+	// Tmpfs: the scratch dir is a private tmpfs when Work is not on one.
+	Tmpfs     bool
 	Profile   int    // >0: profile mode with that many traced runs
 	ParsePerf string // print the phases of one saved `perf trace` output
 	CPUProf   int    // >0: CPU attribution (perf record) over that many runs of the subject
@@ -77,6 +79,7 @@ func main() {
 	flag.StringVar(&o.Doc, "doc", "", "markdown file to record the run in (empty: print only)")
 	flag.StringVar(&o.Label, "label", "", "label of this run in the history (e.g. short)")
 	flag.StringVar(&o.Work, "work", "/run", "where the scratch dir (bundle, state roots) is made; tmpfs preferred")
+	flag.BoolVar(&o.Tmpfs, "tmpfs", true, "mount a private tmpfs on the scratch dir when -work is not on tmpfs: state roots and bundles live on tmpfs as under a normal host's /run")
 	flag.IntVar(&o.Profile, "profile", 0, "profile `run /bin/true` with perf trace over this many runs instead of benchmarking")
 	flag.IntVar(&o.CPUProf, "cpu-profile", 0, "attribute the CPU time of `run /bin/true` of the first runtime (an unstripped build) to functions, with perf record over this many runs")
 	flag.BoolVar(&o.CPUPolicy, "cpu-profile-policy", false, "with -cpu-profile: the bundle carries the -agent-policy policy")
