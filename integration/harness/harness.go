@@ -104,7 +104,11 @@ func MakeRootfs(dir string) error {
 	if err := os.WriteFile(bb, data, 0o755); err != nil {
 		return err
 	}
-	out, err := exec.Command(bb, "--list-full").Output()
+	// The applet list from the source binary, not the copy just written:
+	// a fork elsewhere in the test binary (parallel containers) can hold
+	// the copy's write fd for a moment, and exec'ing it then fails with
+	// ETXTBSY (golang/go#22315).
+	out, err := exec.Command(Busybox, "--list-full").Output()
 	if err != nil {
 		return fmt.Errorf("busybox --list-full: %w", err)
 	}
