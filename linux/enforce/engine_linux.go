@@ -597,10 +597,7 @@ func (e *Engine) Teardown(stateDir string, rec *container.Record) error {
 	// helpers: they are released on another goroutine while the monitor is
 	// stopped and the egress filter taken down (~0.7 of the ~3.5 ms this
 	// takes in a policy `run`).
-	var sessionErrs error
-	session := make(chan struct{})
-	go func() {
-		defer close(session)
+	session := goStep(func() error {
 		var errs []error
 		if err := unmountIDMapped(idmapDir(e.opts.Root, id)); err != nil {
 			errs = append(errs, err)
@@ -608,8 +605,8 @@ func (e *Engine) Teardown(stateDir string, rec *container.Record) error {
 		if err := freeSlot(e.opts.SlotDir, stateDir); err != nil {
 			errs = append(errs, fmt.Errorf("session slot: %w", err))
 		}
-		sessionErrs = errors.Join(errs...)
-	}()
+		return errors.Join(errs...)
+	})
 	var errs []error
 	if rec != nil && rec.MonitorPid > 0 {
 		if err := stopMonitor(rec.MonitorPid, stateDir); err != nil {
@@ -628,8 +625,7 @@ func (e *Engine) Teardown(stateDir string, rec *container.Record) error {
 			errs = append(errs, fmt.Errorf("egress teardown: %w", err))
 		}
 	}
-	<-session
-	return errors.Join(append(errs, sessionErrs)...)
+	return errors.Join(append(errs, session.wait())...)
 }
 
 // EnsureHelpers implements container.PolicyEngine: the policy monitor
