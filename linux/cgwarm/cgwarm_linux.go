@@ -60,7 +60,7 @@ func ProcsFile() string {
 		if parts[0] == "0" && parts[1] == "" {
 			for _, mnt := range []string{"/sys/fs/cgroup/unified", "/sys/fs/cgroup"} {
 				p := filepath.Join(mnt, parts[2], "cgroup.procs")
-				if isCgroup2(mnt) && exists(p) {
+				if IsCgroup2(mnt) && exists(p) {
 					return p
 				}
 			}

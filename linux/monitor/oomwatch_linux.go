@@ -10,6 +10,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"mxc.dev/mxc/linux/cgwarm"
 )
 
 // notifyOOM returns a channel that receives a value each time the kernel's
@@ -23,7 +25,7 @@ import (
 // container, most of it encoding/json's first use of the config types,
 // on a machine where a policy `run` is CPU-bound.
 func notifyOOM(paths map[string]string) (<-chan struct{}, error) {
-	if unifiedCgroups() {
+	if cgwarm.IsCgroup2("/sys/fs/cgroup") { // cgroup v2 alone
 		dir := paths[""]
 		if dir == "" {
 			return nil, errors.New("no cgroup v2 path")
@@ -148,13 +150,4 @@ func keyValue(file, key string) (v uint64, ok bool) {
 		}
 	}
 	return 0, false
-}
-
-// unifiedCgroups reports whether the host runs cgroup v2 alone, as
-// opencontainers/cgroups' IsCgroup2UnifiedMode does; that package (with
-// logrus and go-systemd's D-Bus client) is not linked into mxc-monitor for
-// this one statfs.
-func unifiedCgroups() bool {
-	var st unix.Statfs_t
-	return unix.Statfs("/sys/fs/cgroup", &st) == nil && st.Type == unix.CGROUP2_SUPER_MAGIC
 }
