@@ -92,7 +92,7 @@ type Bench struct {
 	loadAvg     [2]string // at start and end
 	attach      string    // the cgroup attach probe (attach.go)
 	tmpfs       bool      // Dir is a tmpfs of our own (-tmpfs)
-	scratchFS   string    // file system of the state roots and bundles
+	workFS      string    // file system under Opts.Work
 }
 
 // fsType names the file system under dir, as /proc/self/mounts does.
@@ -130,18 +130,17 @@ func NewBench(o Options) (*Bench, error) {
 		return nil, err
 	}
 	b := &Bench{Opts: o, Runtimes: o.Runtimes, Dir: dir, bundles: map[string]string{}, started: time.Now()}
-	b.scratchFS = fsType(o.Work)
-	if o.Tmpfs && b.scratchFS != "tmpfs" {
+	b.workFS = fsType(o.Work)
+	if o.Tmpfs && b.workFS != "tmpfs" {
 		// Runtimes keep their state under /run, which is a tmpfs on a
 		// normal host; on this VM it is ext4, where each state file
 		// replaced by rename also starts a writeback. Every runtime gets
 		// the same tmpfs, so the comparison stays side by side.
 		if err := unix.Mount("tmpfs", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=0711,size=4g"); err != nil {
 			_ = os.RemoveAll(dir)
-			return nil, fmt.Errorf("tmpfs on %s (-tmpfs=false to bench on %s): %w", dir, b.scratchFS, err)
+			return nil, fmt.Errorf("tmpfs on %s (-tmpfs=false to bench on %s): %w", dir, b.workFS, err)
 		}
 		b.tmpfs = true
-		b.scratchFS = "tmpfs"
 	}
 	b.loadAvg[0] = loadAvg()
 	b.attach = attachProbeText()
@@ -340,7 +339,7 @@ func loadAvg() string {
 // scratchDesc says where the state roots and bundles were, for the record.
 func (b *Bench) scratchDesc() string {
 	if b.tmpfs {
-		return fmt.Sprintf("tmpfs (a private mount; %s is %s here)", b.Opts.Work, fsType(b.Opts.Work))
+		return fmt.Sprintf("tmpfs (a private mount; %s is %s here)", b.Opts.Work, b.workFS)
 	}
-	return b.scratchFS
+	return b.workFS
 }
