@@ -144,6 +144,51 @@ func TestHooksRunInOrder(t *testing.T) {
 	}
 }
 
+// TestForceDeleteRunsPoststopHooks: `delete --force` of a running container
+// whose init cannot finish its exit at once (a detached exec's process,
+// joined from outside the pid namespace, must first be reaped by the host's
+// init) still runs the poststop hooks and removes everything, as runc does.
+func TestForceDeleteRunsPoststopHooks(t *testing.T) {
+	rt := h.NewRuntime(t)
+	b := h.NewBundle(t, "sleep", "1000")
+	log := filepath.Join(t.TempDir(), "poststop.log")
+	b.Spec.Hooks = &specs.Hooks{
+		Poststop: []specs.Hook{{Path: "/bin/sh", Args: []string{"sh", "-c", fmt.Sprintf(`cat | grep -o '"status":"[a-z]*"' >> %s`, log)}}},
+	}
+	b.Save(t)
+	rt.MustRun("run", "--detach", "--bundle", b.Dir, "force-hooks")
+	pids := cgroupDir(t, "pids", b)
+	rt.MustRun("exec", "--detach", "force-hooks", "sleep", "1000")
+	// The exec'd process moves to a sub-cgroup, as one a container makes
+	// for itself: its cgroups must go too.
+	procs := strings.Fields(readTrim(t, filepath.Join(pids, "cgroup.procs")))
+	if len(procs) != 2 {
+		t.Fatalf("pids cgroup lists %v, want the init and the exec", procs)
+	}
+	sub := filepath.Join(pids, "sub")
+	if err := os.Mkdir(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.Remove(sub) })
+	if err := os.WriteFile(filepath.Join(sub, "cgroup.procs"), []byte(procs[1]), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res := rt.MustRun("delete", "--force", "force-hooks")
+	if strings.Contains(res.Stderr, "level=warning") {
+		t.Errorf("delete --force warned: %s", res.Stderr)
+	}
+	data, _ := os.ReadFile(log)
+	if got := strings.TrimSpace(string(data)); got != `"status":"stopped"` {
+		t.Fatalf("poststop hook ran with %q, want one run with status stopped", data)
+	}
+	if _, err := os.Stat(pids); err == nil {
+		t.Errorf("cgroup left behind: %s", pids)
+	}
+	if _, err := os.Stat(filepath.Join(rt.Root, "force-hooks")); err == nil {
+		t.Error("state dir left behind")
+	}
+}
+
 func TestSeccompProfileFromSpec(t *testing.T) {
 	rt := h.NewRuntime(t)
 	b := h.NewBundle(t, "sh", "-c", "mkdir /tmp/d 2>&1; echo rc=$?")

@@ -11,6 +11,7 @@ import (
 	"github.com/opencontainers/cgroups"
 	"github.com/opencontainers/runc/libcontainer"
 	"github.com/opencontainers/runc/libcontainer/configs"
+	"github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 
@@ -115,26 +116,40 @@ func (r *Runtime) destroy(c *libcontainer.Container, stateDir string, rec *Recor
 	// libcontainer's Destroy, which removes the whole state dir, because it
 	// reads what it must undo from there (egress.json, monitor.json).
 	var cgDone chan struct{}
-	if r.Policy != nil && c != nil && rec != nil && emptyWhenStopped(c) {
+	if r.Policy != nil && c != nil && rec != nil && rec.PolicyDigest != "" && emptyWhenStopped(c) {
 		// The policy teardown (monitor, egress filter, session tier) takes
 		// a few ms; the cgroups are removed meanwhile, and Destroy finds
 		// them gone.
 		cgDone = make(chan struct{})
 		go func() {
 			defer close(cgDone)
-			for _, p := range rec.CgroupPaths {
-				_ = cgroups.RemovePath(p)
-			}
+			removeCgroups(rec.CgroupPaths)
 		}()
 	}
 	r.teardownPolicy(stateDir, rec)
 	if cgDone != nil {
 		<-cgDone
 	}
+	// An init killed by delete --force may still be in its exit (see
+	// killAndWait): libcontainer's Destroy then refuses with ErrRunning and
+	// does none of its work, so mxc finishes it below, poststop hooks
+	// included, as Destroy would have.
+	var exited *specs.State
 	if c != nil {
-		if err := c.Destroy(); err != nil {
+		err := c.Destroy()
+		if err == nil {
+			// libcontainer removed the cgroups (the ones the record
+			// lists) and the whole state dir.
+			return
+		}
+		if exited = exitingInitState(c, err); exited == nil {
 			logrus.Warnf("destroy %s: %v", c.ID(), err)
 		}
+	}
+	if exited != nil && rec != nil && !c.Config().Namespaces.IsPrivate(configs.NEWPID) {
+		// Without a pid namespace of its own the init's exit took nobody
+		// else with it (libcontainer's destroy does the same kill).
+		cgkill.All(rec.CgroupPaths, 100)
 	}
 	if rec != nil {
 		removeCgroups(rec.CgroupPaths)
@@ -142,6 +157,31 @@ func (r *Runtime) destroy(c *libcontainer.Container, stateDir string, rec *Recor
 	if err := os.RemoveAll(stateDir); err != nil {
 		logrus.Warnf("remove %s: %v", stateDir, err)
 	}
+	if exited != nil && c.Config().Hooks != nil {
+		if err := c.Config().Hooks.Run(configs.Poststop, exited); err != nil {
+			logrus.Warnf("destroy %s: unable to run post stop hooks: %v", c.ID(), err)
+		}
+	}
+}
+
+// exitingInitState returns the OCI state poststop hooks get (status
+// "stopped", no pid), when Destroy failed with err only because c's init
+// has not finished its exit yet; nil otherwise.
+func exitingInitState(c *libcontainer.Container, err error) *specs.State {
+	if !errors.Is(err, libcontainer.ErrRunning) {
+		return nil
+	}
+	ls, lerr := c.State()
+	if lerr != nil || ls.InitProcessPid <= 0 || !exiting(ls.InitProcessPid) {
+		return nil
+	}
+	s, serr := c.OCIState()
+	if serr != nil {
+		return nil
+	}
+	s.Status = specs.StateStopped
+	s.Pid = 0
+	return s
 }
 
 // emptyWhenStopped reports whether c is stopped and had a pid namespace of
@@ -158,6 +198,11 @@ func (r *Runtime) teardownPolicy(stateDir string, rec *Record) {
 	}
 	if rec == nil {
 		rec, _ = LoadRecord(stateDir)
+	}
+	if rec != nil && rec.PolicyDigest == "" {
+		// The record is written before any policy state exists, with
+		// the digest of the policy if there is one: none, nothing to undo.
+		return
 	}
 	if err := r.Policy.Teardown(stateDir, rec); err != nil {
 		logrus.Warnf("policy teardown: %v", err)
@@ -179,14 +224,14 @@ func (r *Runtime) cleanupIncomplete(stateDir string, rec *Record) error {
 	return nil
 }
 
+// removeCgroups removes the container's cgroups, sub-cgroups first (what
+// libcontainer's Destroy does when it runs); a cgroup still emptying is
+// retried for ~1 s (cgroups.RemovePath's back-off on EBUSY). Errors are
+// left to the callers' checks: cleanupIncomplete reports a cgroup left.
 func removeCgroups(paths map[string]string) {
 	for _, p := range paths {
-		for i := 0; i < 50; i++ {
-			err := unix.Rmdir(p)
-			if err == nil || errors.Is(err, unix.ENOENT) {
-				break
-			}
-			time.Sleep(10 * time.Millisecond)
+		if err := cgroups.RemovePath(p); err != nil {
+			logrus.Debugf("remove cgroup %s: %v", p, err)
 		}
 	}
 }
