@@ -171,12 +171,8 @@ func exitingInitState(c *libcontainer.Container, err error) *specs.State {
 	if !errors.Is(err, libcontainer.ErrRunning) {
 		return nil
 	}
-	ls, lerr := c.State()
-	if lerr != nil || ls.InitProcessPid <= 0 || !exiting(ls.InitProcessPid) {
-		return nil
-	}
 	s, serr := c.OCIState()
-	if serr != nil {
+	if serr != nil || s.Pid <= 0 || !exiting(s.Pid) {
 		return nil
 	}
 	s.Status = specs.StateStopped
