@@ -246,6 +246,8 @@ type Runtime struct {
 	Config string // --config (node config); empty means none
 	// Timeout bounds each invocation (default 60s).
 	Timeout time.Duration
+	// Env is added to each invocation's environment.
+	Env []string
 }
 
 // NewRuntime returns a Runtime with a fresh state root and registers its
@@ -330,7 +332,7 @@ func (r *Runtime) Args(args ...string) []string {
 // Command returns an exec.Cmd for mxc-runtime with the global flags.
 func (r *Runtime) Command(ctx context.Context, args ...string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, r.Bin, r.Args(args...)...)
-	cmd.Env = append(os.Environ(), "MXC_CONFIG=")
+	cmd.Env = append(append(os.Environ(), "MXC_CONFIG="), r.Env...)
 	return cmd
 }
 

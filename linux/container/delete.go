@@ -142,7 +142,15 @@ func (r *Runtime) destroy(c *libcontainer.Container, stateDir string, rec *Recor
 			// lists) and the whole state dir.
 			return
 		}
-		if exited = exitingInitState(c, err); exited == nil {
+		if errors.Is(err, libcontainer.ErrRunning) {
+			exited = exitingInitState(c)
+			if exited == nil && c.Destroy() == nil {
+				// The init finished its exit (now a zombie: stopped)
+				// between the two looks: Destroy did it all.
+				return
+			}
+		}
+		if exited == nil {
 			logrus.Warnf("destroy %s: %v", c.ID(), err)
 		}
 	}
@@ -165,14 +173,11 @@ func (r *Runtime) destroy(c *libcontainer.Container, stateDir string, rec *Recor
 }
 
 // exitingInitState returns the OCI state poststop hooks get (status
-// "stopped", no pid), when Destroy failed with err only because c's init
-// has not finished its exit yet; nil otherwise.
-func exitingInitState(c *libcontainer.Container, err error) *specs.State {
-	if !errors.Is(err, libcontainer.ErrRunning) {
-		return nil
-	}
-	s, serr := c.OCIState()
-	if serr != nil || s.Pid <= 0 || !exiting(s.Pid) {
+// "stopped", no pid) when c's init has entered its exit but not finished
+// it (Destroy refuses such a container with ErrRunning); nil otherwise.
+func exitingInitState(c *libcontainer.Container) *specs.State {
+	s, err := c.OCIState()
+	if err != nil || s.Pid <= 0 || !exiting(s.Pid) {
 		return nil
 	}
 	s.Status = specs.StateStopped

@@ -1,0 +1,104 @@
+//go:build linux
+
+package enforce_test
+
+import (
+	"fmt"
+	"math/rand"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"mxc.dev/mxc/integration/harness"
+	"mxc.dev/mxc/spec"
+)
+
+// TestRandomLifecycles drives containers through random sequences of the
+// verbs docker, containerd and an operator use on a running container
+// (exec on both paths, detached execs, pause and resume, signals, kill
+// --all, update, state, ps, delete with and without --force), each ending
+// in `delete --force`, on three kinds of container: no policy, the
+// battery's policy in the process tier, and in the session tier with an
+// egress allow list (monitor and DNS gate). Whatever the order, no verb
+// may log a warning or panic, and the final delete must leave no state dir
+// and no cgroup (mounts left under the root fail the harness's teardown).
+// This is how the race in delete --force of an init in its exit was found.
+// MXC_LIFECYCLE_SEED and MXC_LIFECYCLE_N replay or widen a run.
+func TestRandomLifecycles(t *testing.T) {
+	seed := int64(1)
+	if v := os.Getenv("MXC_LIFECYCLE_SEED"); v != "" {
+		seed, _ = strconv.ParseInt(v, 10, 64)
+	}
+	n := 40
+	if v := os.Getenv("MXC_LIFECYCLE_N"); v != "" {
+		n, _ = strconv.Atoi(v)
+	}
+	rng := rand.New(rand.NewSource(seed))
+	rt := harness.NewRuntime(t)
+
+	egress := basePolicy(spec.TierSession)
+	egress.Network = &spec.Network{Egress: &spec.Egress{Default: spec.Deny, Allow: []spec.Rule{
+		{To: []spec.Peer{{Host: "api.example.test"}}, Ports: []spec.Port{{Protocol: spec.ProtoTCP, Port: 443}}},
+	}}}
+	egress.Process = &spec.Process{Timeout: 600000}
+	bundles := []*harness.Bundle{
+		harness.NewBundle(t, "sleep", "1000"),
+		agentBundle(t, basePolicy(spec.TierProcess), "sleep", "1000"),
+		agentBundle(t, egress, "sleep", "1000"),
+	}
+	normal := *rt
+	normal.Env = []string{"MXC_EXEC_FAST=0"}
+	ops := map[string]func(id string) harness.Result{
+		"exec":    func(id string) harness.Result { return rt.Run("exec", id, "/bin/true") },
+		"exec -d": func(id string) harness.Result { return rt.Run("exec", "--detach", id, "sleep", "1000") },
+		"exec -d (normal path)": func(id string) harness.Result {
+			return normal.Run("exec", "--detach", id, "sleep", "1000")
+		},
+		"pause":       func(id string) harness.Result { return rt.Run("pause", id) },
+		"resume":      func(id string) harness.Result { return rt.Run("resume", id) },
+		"kill KILL":   func(id string) harness.Result { return rt.Run("kill", id, "KILL") },
+		"kill TERM":   func(id string) harness.Result { return rt.Run("kill", id, "TERM") },
+		"kill --all":  func(id string) harness.Result { return rt.Run("kill", "--all", id, "KILL") },
+		"update":      func(id string) harness.Result { return rt.Run("update", "--pids-limit", "100", id) },
+		"state":       func(id string) harness.Result { return rt.Run("state", id) },
+		"ps":          func(id string) harness.Result { return rt.Run("ps", id) },
+		"delete":      func(id string) harness.Result { return rt.Run("delete", id) },
+		"delete -f":   func(id string) harness.Result { return rt.Run("delete", "--force", id) },
+		"pause (2ms)": func(id string) harness.Result { time.Sleep(2 * time.Millisecond); return rt.Run("pause", id) },
+	}
+	names := make([]string, 0, len(ops))
+	for k := range ops {
+		names = append(names, k)
+	}
+	// Map order is random; the seed must replay the same sequences.
+	sort.Strings(names)
+	for i := 0; i < n; i++ {
+		kind := rng.Intn(len(bundles))
+		b := bundles[kind]
+		id := fmt.Sprintf("lc%d-%d", kind, i)
+		rt.MustRun("run", "--detach", "--bundle", b.Dir, id)
+		var seq []string
+		for k := 0; k < 5; k++ {
+			op := names[rng.Intn(len(names))]
+			seq = append(seq, op)
+			res := ops[op](id)
+			if strings.Contains(res.Stderr, "level=warning") || strings.Contains(res.Stderr, "panic") {
+				t.Errorf("seed %d, %s after %q: %s", seed, id, seq, res.Stderr)
+			}
+		}
+		res := rt.Run("delete", "--force", id)
+		if res.Err != nil || res.Stderr != "" {
+			t.Errorf("seed %d, %s after %q: delete --force: %v %s", seed, id, seq, res.Err, res.Stderr)
+		}
+		if _, err := os.Stat(filepath.Join(rt.Root, id)); err == nil {
+			t.Errorf("seed %d, %s after %q: state dir left", seed, id, seq)
+		}
+		if _, err := os.Stat(filepath.Join("/sys/fs/cgroup/pids", b.Spec.Linux.CgroupsPath)); err == nil {
+			t.Errorf("seed %d, %s after %q: pids cgroup left", seed, id, seq)
+		}
+	}
+}
