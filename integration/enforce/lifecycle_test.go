@@ -20,7 +20,8 @@ import (
 // TestRandomLifecycles drives containers through random sequences of the
 // verbs docker, containerd and an operator use on a running container
 // (exec on both paths, detached execs, pause and resume, signals, kill
-// --all, update, state, ps, delete with and without --force), each ending
+// --all, update, state, ps, delete with and without --force) from
+// `run --detach` or from `create` (then `start` among them), each ending
 // in `delete --force`, on three kinds of container: no policy, the
 // battery's policy in the process tier, and in the session tier with an
 // egress allow list (monitor and DNS gate). Whatever the order, no verb
@@ -58,6 +59,7 @@ func TestRandomLifecycles(t *testing.T) {
 		"exec -d (normal path)": func(id string) harness.Result {
 			return normal.Run("exec", "--detach", id, "sleep", "1000")
 		},
+		"start":       func(id string) harness.Result { return rt.Run("start", id) },
 		"pause":       func(id string) harness.Result { return rt.Run("pause", id) },
 		"resume":      func(id string) harness.Result { return rt.Run("resume", id) },
 		"kill KILL":   func(id string) harness.Result { return rt.Run("kill", id, "KILL") },
@@ -80,8 +82,14 @@ func TestRandomLifecycles(t *testing.T) {
 		kind := rng.Intn(len(bundles))
 		b := bundles[kind]
 		id := fmt.Sprintf("lc%d-%d", kind, i)
-		rt.MustRun("run", "--detach", "--bundle", b.Dir, id)
 		var seq []string
+		if rng.Intn(3) == 0 {
+			// Created, not started: the init waits at the exec fifo.
+			rt.MustRun("create", "--bundle", b.Dir, id)
+			seq = append(seq, "create")
+		} else {
+			rt.MustRun("run", "--detach", "--bundle", b.Dir, id)
+		}
 		for k := 0; k < 5; k++ {
 			op := names[rng.Intn(len(names))]
 			seq = append(seq, op)
