@@ -66,6 +66,19 @@ func Open(path, container, agent string) (*Writer, error) {
 	return &Writer{f: f, container: container, agent: agent}, nil
 }
 
+// Append opens the existing audit log at path for appending. The verbs
+// that act on a created container (exec) and its helpers use it rather than
+// Open: racing with a `delete` of the container, Open would create the log
+// (and its state dir) again after the delete removed them, and leave a
+// container that is half there.
+func Append(path, container, agent string) (*Writer, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open audit log: %w", err)
+	}
+	return &Writer{f: f, container: container, agent: agent}, nil
+}
+
 // Emit writes one event of kind with detail; time, container and agent are filled in.
 func (w *Writer) Emit(kind string, detail map[string]string) error {
 	return w.Write(Event{Kind: kind, Detail: detail})

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -107,6 +108,103 @@ func TestRandomLifecycles(t *testing.T) {
 		}
 		if _, err := os.Stat(filepath.Join("/sys/fs/cgroup/pids", b.Spec.Linux.CgroupsPath)); err == nil {
 			t.Errorf("seed %d, %s after %q: pids cgroup left", seed, id, seq)
+		}
+	}
+}
+
+// TestConcurrentLifecycles is TestRandomLifecycles with three callers at
+// once on each container, as when an orchestrator deletes a container
+// while execs and probes are still under way: the verbs may fail (the
+// container is gone), but never with a warning, never saying the create
+// was interrupted, and the last delete leaves nothing.
+func TestConcurrentLifecycles(t *testing.T) {
+	seed := int64(1)
+	if v := os.Getenv("MXC_LIFECYCLE_SEED"); v != "" {
+		seed, _ = strconv.ParseInt(v, 10, 64)
+	}
+	n := 15
+	if v := os.Getenv("MXC_LIFECYCLE_N"); v != "" {
+		n, _ = strconv.Atoi(v)
+	}
+	rng := rand.New(rand.NewSource(seed))
+	rt := harness.NewRuntime(t)
+	egress := basePolicy(spec.TierSession)
+	egress.Network = &spec.Network{Egress: &spec.Egress{Default: spec.Deny, Allow: []spec.Rule{
+		{To: []spec.Peer{{Host: "api.example.test"}}, Ports: []spec.Port{{Protocol: spec.ProtoTCP, Port: 443}}},
+	}}}
+	bundles := []*harness.Bundle{
+		harness.NewBundle(t, "sleep", "1000"),
+		agentBundle(t, basePolicy(spec.TierProcess), "sleep", "1000"),
+		agentBundle(t, egress, "sleep", "1000"),
+	}
+	normal := *rt
+	normal.Env = []string{"MXC_EXEC_FAST=0"}
+	// No lone pause: an exec caught by a pause waits, frozen, until a
+	// resume (as with runc), and nothing here would resume it.
+	ops := [][]string{
+		{"exec", "ID", "/bin/true"},
+		{"exec", "--detach", "ID", "sleep", "1000"},
+		{"normal", "exec", "--detach", "ID", "sleep", "1000"},
+		{"kill", "ID", "TERM"},
+		{"state", "ID"},
+		{"ps", "ID"},
+		{"update", "--pids-limit", "100", "ID"},
+		{"delete", "--force", "ID"},
+	}
+	for i := 0; i < n; i++ {
+		kind := rng.Intn(len(bundles))
+		b := bundles[kind]
+		id := fmt.Sprintf("cc%d-%d", kind, i)
+		rt.MustRun("run", "--detach", "--bundle", b.Dir, id)
+		var picks [3][4][]string
+		for w := range picks {
+			for k := range picks[w] {
+				picks[w][k] = ops[rng.Intn(len(ops))]
+			}
+		}
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		for w := range picks {
+			wg.Add(1)
+			go func(seq [4][]string) {
+				defer wg.Done()
+				for _, op := range seq {
+					r := rt
+					args := op
+					if op[0] == "normal" {
+						r, args = &normal, op[1:]
+					}
+					args = append([]string(nil), args...)
+					for j := range args {
+						if args[j] == "ID" {
+							args[j] = id
+						}
+					}
+					res := r.Run(args...)
+					if strings.Contains(res.Stderr, "level=warning") || strings.Contains(res.Stderr, "panic") ||
+						strings.Contains(res.Stderr, "not fully created") {
+						mu.Lock()
+						ents, _ := os.ReadDir(filepath.Join(rt.Root, id))
+						var names []string
+						for _, e := range ents {
+							names = append(names, e.Name())
+						}
+						t.Errorf("seed %d, %s: %q: %s (state dir holds %q)", seed, id, args, res.Stderr, names)
+						mu.Unlock()
+					}
+				}
+			}(picks[w])
+		}
+		wg.Wait()
+		res := rt.Run("delete", "--force", id)
+		if res.Err != nil || res.Stderr != "" {
+			t.Errorf("seed %d, %s: delete --force: %v %s", seed, id, res.Err, res.Stderr)
+		}
+		if _, err := os.Stat(filepath.Join(rt.Root, id)); err == nil {
+			t.Errorf("seed %d, %s: state dir left", seed, id)
+		}
+		if _, err := os.Stat(filepath.Join("/sys/fs/cgroup/pids", b.Spec.Linux.CgroupsPath)); err == nil {
+			t.Errorf("seed %d, %s: pids cgroup left", seed, id)
 		}
 	}
 }

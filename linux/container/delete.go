@@ -142,13 +142,20 @@ func (r *Runtime) destroy(c *libcontainer.Container, stateDir string, rec *Recor
 			// lists) and the whole state dir.
 			return
 		}
-		if errors.Is(err, libcontainer.ErrRunning) {
+		switch {
+		case errors.Is(err, libcontainer.ErrRunning):
 			exited = exitingInitState(c)
 			if exited == nil && c.Destroy() == nil {
 				// The init finished its exit (now a zombie: stopped)
 				// between the two looks: Destroy did it all.
 				return
 			}
+		case errors.Is(err, unix.ENOTEMPTY):
+			// Destroy removed the cgroups, then met a file written into
+			// the state dir meanwhile (an exec racing with this delete
+			// restarting a helper or the exec server) and stopped short
+			// of the poststop hooks: the rest is done below.
+			exited = stoppedState(c)
 		}
 		if exited == nil {
 			logrus.Warnf("destroy %s: %v", c.ID(), err)
@@ -162,7 +169,7 @@ func (r *Runtime) destroy(c *libcontainer.Container, stateDir string, rec *Recor
 	if rec != nil {
 		removeCgroups(rec.CgroupPaths)
 	}
-	if err := os.RemoveAll(stateDir); err != nil {
+	if err := removeStateDir(stateDir); err != nil {
 		logrus.Warnf("remove %s: %v", stateDir, err)
 	}
 	if exited != nil && c.Config().Hooks != nil {
@@ -170,6 +177,30 @@ func (r *Runtime) destroy(c *libcontainer.Container, stateDir string, rec *Recor
 			logrus.Warnf("destroy %s: unable to run post stop hooks: %v", c.ID(), err)
 		}
 	}
+}
+
+// removeStateDir removes the state dir, again if a writer racing with the
+// delete (see destroy) added a file while it was being emptied.
+func removeStateDir(dir string) error {
+	var err error
+	for i := 0; i < 5; i++ {
+		if err = os.RemoveAll(dir); err == nil {
+			return nil
+		}
+	}
+	return err
+}
+
+// stoppedState is the OCI state poststop hooks get: c's, status "stopped",
+// no pid; nil if it cannot be had.
+func stoppedState(c *libcontainer.Container) *specs.State {
+	s, err := c.OCIState()
+	if err != nil {
+		return nil
+	}
+	s.Status = specs.StateStopped
+	s.Pid = 0
+	return s
 }
 
 // exitingInitState returns the OCI state poststop hooks get (status
@@ -180,9 +211,7 @@ func exitingInitState(c *libcontainer.Container) *specs.State {
 	if err != nil || s.Pid <= 0 || !exiting(s.Pid) {
 		return nil
 	}
-	s.Status = specs.StateStopped
-	s.Pid = 0
-	return s
+	return stoppedState(c)
 }
 
 // emptyWhenStopped reports whether c is stopped and had a pid namespace of

@@ -101,7 +101,7 @@ func (r *Runtime) Exec(o ExecOpts) (int, error) {
 	}
 	p := ep.p
 	if ep.eff != nil {
-		if w, err := audit.Open(filepath.Join(ep.stateDir, audit.FileName), o.ID, ep.agent); err == nil {
+		if w, err := audit.Append(filepath.Join(ep.stateDir, audit.FileName), o.ID, ep.agent); err == nil {
 			_ = w.Emit(audit.KindExec, map[string]string{"args": strings.Join(sp.Args, " "), "uid": strconv.Itoa(int(sp.User.UID))})
 			w.Close()
 		}
@@ -310,6 +310,10 @@ func (r *Runtime) startExecServerInBackground(id, stateDir string, hasPolicy boo
 // bundle's process, the policy's last step), so it holds what such a
 // process holds; see docs/design/exec.md.
 func (r *Runtime) StartExecServer(id string) (retErr error) {
+	// Not under the container's lock: the server may wait, frozen, for a
+	// resume, and a delete must not wait for it. The server's files go
+	// into exec/ only while the state dir exists (execsrv makes exec/, not
+	// the state dir), and a delete that meets them halfway removes them.
 	c, err := r.Load(id)
 	if err != nil {
 		return err
@@ -454,7 +458,7 @@ func (r *Runtime) StartExecServer(id string) (retErr error) {
 	defer devnull.Close()
 	p.Stdin, p.Stdout, p.Stderr = devnull, devnull, devnull
 	if ep.eff != nil {
-		if w, err := audit.Open(filepath.Join(stateDir, audit.FileName), id, ep.agent); err == nil {
+		if w, err := audit.Append(filepath.Join(stateDir, audit.FileName), id, ep.agent); err == nil {
 			_ = w.Emit(audit.KindExec, map[string]string{"args": "mxc-runtime " + execsrv.ServerVerb + " " + execsrv.ServeArg, "uid": strconv.Itoa(int(sp.User.UID)), "execServer": "true"})
 			w.Close()
 		}

@@ -60,3 +60,15 @@ func (l *Lock) ReleaseAndRemove() {
 		l.Release()
 	}
 }
+
+// waitUnlocked returns once no other process holds the lock for id (a
+// create or a delete of id in progress): at once when none does. A caller
+// holding the lock itself must not call it (flock would wait for it).
+func waitUnlocked(root, id string) {
+	f, err := os.Open(filepath.Join(root, ".locks", id))
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	_ = unix.Flock(int(f.Fd()), unix.LOCK_SH)
+}

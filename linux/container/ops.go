@@ -44,14 +44,32 @@ type State struct {
 }
 
 // Load opens an existing container; a container whose create was
-// interrupted answers with an error saying how to remove it.
+// interrupted answers with an error saying how to remove it. For the verbs
+// that do not take the container's lock (state, kill, exec...).
 func (r *Runtime) Load(id string) (*libcontainer.Container, error) {
+	return r.load(id, false)
+}
+
+// loadLocked is Load for a caller that holds the container's lock.
+func (r *Runtime) loadLocked(id string) (*libcontainer.Container, error) {
+	return r.load(id, true)
+}
+
+func (r *Runtime) load(id string, locked bool) (*libcontainer.Container, error) {
 	c, err := libcontainer.Load(r.Root, id)
 	if err == nil {
 		return c, nil
 	}
 	if errors.Is(err, libcontainer.ErrNotExist) {
 		if _, serr := os.Lstat(r.stateDir(id)); serr == nil {
+			// A state dir without libcontainer's state: a create or a
+			// delete of id in progress (each holds the lock), or a create
+			// that was killed. Wait for the first two to finish, and look
+			// again (a delete may also have finished just now).
+			if !locked {
+				waitUnlocked(r.Root, id)
+				return r.load(id, true)
+			}
 			return nil, fmt.Errorf("container %q was not fully created (create was interrupted): remove it with `delete --force`", id)
 		}
 		if _, serr := os.Stat(r.Root); errors.Is(serr, os.ErrNotExist) {
@@ -159,7 +177,7 @@ func (r *Runtime) Start(id string) error {
 		return err
 	}
 	defer lock.Release()
-	c, err := r.Load(id)
+	c, err := r.loadLocked(id)
 	if err != nil {
 		return err
 	}

@@ -18,7 +18,7 @@ func (r *Runtime) Update(id string, res *specs.LinuxResources) error {
 		return err
 	}
 	defer lock.Release()
-	c, err := r.Load(id)
+	c, err := r.loadLocked(id)
 	if err != nil {
 		return err
 	}

@@ -496,6 +496,19 @@ func (e *Engine) spawnMonitorFor(st *state, eff *spec.Effective, cc *container.C
 // logged, not returned: the exec'd process is held by the same rules
 // either way.
 func (e *Engine) ensureHelper(cc *container.CreateContext, eff *spec.Effective) {
+	// Under the container's lock: a delete racing with this exec must not
+	// find its state dir written again behind it (the monitor's lock
+	// file, the record), nor a monitor started for a container it has
+	// just taken down.
+	lock, err := container.AcquireLock(filepath.Dir(cc.StateDir), cc.ID)
+	if err != nil {
+		logrus.Warnf("container %s: restart policy monitor: %v", cc.ID, err)
+		return
+	}
+	defer lock.Release()
+	if _, err := os.Stat(filepath.Join(cc.StateDir, "state.json")); err != nil {
+		return // deleted meanwhile
+	}
 	if err := e.restartMonitor(cc.StateDir, cc.ID, eff); err != nil {
 		logrus.Warnf("container %s: restart policy monitor: %v", cc.ID, err)
 	}
@@ -526,8 +539,11 @@ func (e *Engine) restartMonitor(stateDir, id string, eff *spec.Effective) error 
 	if monitorwatch.IsMonitor(rec.MonitorPid, stateDir) {
 		return nil
 	}
-	if procstat.StartTime(m.InitPid) != m.InitStart || m.InitStart == 0 {
-		return nil // the container's init is gone: nothing to watch
+	if st, err := procstat.Read(m.InitPid); err != nil || st.Start != m.InitStart || m.InitStart == 0 || st.Exiting() {
+		// The container's init is gone, or going (a delete --force
+		// racing with this exec killed it and is tearing the policy
+		// down): nothing to watch.
+		return nil
 	}
 	mp, err := spawnMonitor(e.helper(), stateDir, m.Gate)
 	if err != nil {

@@ -276,9 +276,19 @@ func isServer(pid int) bool {
 	return len(args) > 2 && args[1] == ServerVerb && args[2] == ServeArg
 }
 
+// makeDir makes exec/ in the container's state dir, never the state dir
+// itself: a server start racing with a delete must not put a removed
+// container's state dir back.
+func makeDir(stateDir string) error {
+	if err := os.Mkdir(Dir(stateDir), 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+		return err
+	}
+	return nil
+}
+
 // Lock serialises server starts of one container (an flock on exec/lock).
 func Lock(stateDir string) (*os.File, error) {
-	if err := os.MkdirAll(Dir(stateDir), 0o700); err != nil {
+	if err := makeDir(stateDir); err != nil {
 		return nil, fmt.Errorf("exec server dir: %w", err)
 	}
 	f, err := os.OpenFile(filepath.Join(Dir(stateDir), lockName), os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC, 0o600)
@@ -294,7 +304,7 @@ func Lock(stateDir string) (*os.File, error) {
 
 // MarkUnavailable records why a container has no fast path.
 func MarkUnavailable(stateDir, reason string) error {
-	if err := os.MkdirAll(Dir(stateDir), 0o700); err != nil {
+	if err := makeDir(stateDir); err != nil {
 		return err
 	}
 	return os.WriteFile(filepath.Join(Dir(stateDir), unavailableName), []byte(reason+"\n"), 0o600)

@@ -116,7 +116,7 @@ func run(m Config) error {
 		runtime.Gosched() // to its first blocking read
 	}
 
-	w, err := audit.Open(filepath.Join(m.StateDir, audit.FileName), m.ID, m.Agent)
+	w, err := audit.Append(filepath.Join(m.StateDir, audit.FileName), m.ID, m.Agent)
 	if err != nil {
 		return err
 	}

@@ -221,8 +221,10 @@ static void write_audit(const char *statedir, const char *id, struct mxc_cmdline
 	if (!b.oom) {
 		char path[PATHBUF];
 		int fd = -1;
+		/* No O_CREAT: racing with a delete, it would put the log back
+		 * into a state dir being removed (audit.Append in Go). */
 		if ((size_t)snprintf(path, sizeof path, "%s/audit.jsonl", statedir) < sizeof path)
-			fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+			fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
 		if (fd >= 0) {
 			ssize_t w = write(fd, b.p, b.len);
 			(void)w;
