@@ -31,29 +31,8 @@ import (
 // This is how the race in delete --force of an init in its exit was found.
 // MXC_LIFECYCLE_SEED and MXC_LIFECYCLE_N replay or widen a run.
 func TestRandomLifecycles(t *testing.T) {
-	seed := int64(1)
-	if v := os.Getenv("MXC_LIFECYCLE_SEED"); v != "" {
-		seed, _ = strconv.ParseInt(v, 10, 64)
-	}
-	n := 40
-	if v := os.Getenv("MXC_LIFECYCLE_N"); v != "" {
-		n, _ = strconv.Atoi(v)
-	}
-	rng := rand.New(rand.NewSource(seed))
-	rt := harness.NewRuntime(t)
-
-	egress := basePolicy(spec.TierSession)
-	egress.Network = &spec.Network{Egress: &spec.Egress{Default: spec.Deny, Allow: []spec.Rule{
-		{To: []spec.Peer{{Host: "api.example.test"}}, Ports: []spec.Port{{Protocol: spec.ProtoTCP, Port: 443}}},
-	}}}
-	egress.Process = &spec.Process{Timeout: 600000}
-	bundles := []*harness.Bundle{
-		harness.NewBundle(t, "sleep", "1000"),
-		agentBundle(t, basePolicy(spec.TierProcess), "sleep", "1000"),
-		agentBundle(t, egress, "sleep", "1000"),
-	}
-	normal := *rt
-	normal.Env = []string{"MXC_EXEC_FAST=0"}
+	l := newLifecycleRig(t, 40)
+	seed, n, rng, rt, bundles, normal := l.seed, l.n, l.rng, l.rt, l.bundles, l.normal
 	ops := map[string]func(id string) harness.Result{
 		"exec":    func(id string) harness.Result { return rt.Run("exec", id, "/bin/true") },
 		"exec -d": func(id string) harness.Result { return rt.Run("exec", "--detach", id, "sleep", "1000") },
@@ -118,27 +97,8 @@ func TestRandomLifecycles(t *testing.T) {
 // container is gone), but never with a warning, never saying the create
 // was interrupted, and the last delete leaves nothing.
 func TestConcurrentLifecycles(t *testing.T) {
-	seed := int64(1)
-	if v := os.Getenv("MXC_LIFECYCLE_SEED"); v != "" {
-		seed, _ = strconv.ParseInt(v, 10, 64)
-	}
-	n := 15
-	if v := os.Getenv("MXC_LIFECYCLE_N"); v != "" {
-		n, _ = strconv.Atoi(v)
-	}
-	rng := rand.New(rand.NewSource(seed))
-	rt := harness.NewRuntime(t)
-	egress := basePolicy(spec.TierSession)
-	egress.Network = &spec.Network{Egress: &spec.Egress{Default: spec.Deny, Allow: []spec.Rule{
-		{To: []spec.Peer{{Host: "api.example.test"}}, Ports: []spec.Port{{Protocol: spec.ProtoTCP, Port: 443}}},
-	}}}
-	bundles := []*harness.Bundle{
-		harness.NewBundle(t, "sleep", "1000"),
-		agentBundle(t, basePolicy(spec.TierProcess), "sleep", "1000"),
-		agentBundle(t, egress, "sleep", "1000"),
-	}
-	normal := *rt
-	normal.Env = []string{"MXC_EXEC_FAST=0"}
+	l := newLifecycleRig(t, 15)
+	seed, n, rng, rt, bundles, normal := l.seed, l.n, l.rng, l.rt, l.bundles, l.normal
 	// No lone pause: an exec caught by a pause waits, frozen, until a
 	// resume (as with runc), and nothing here would resume it.
 	ops := [][]string{
@@ -172,7 +132,7 @@ func TestConcurrentLifecycles(t *testing.T) {
 					r := rt
 					args := op
 					if op[0] == "normal" {
-						r, args = &normal, op[1:]
+						r, args = normal, op[1:]
 					}
 					args = append([]string(nil), args...)
 					for j := range args {
@@ -207,4 +167,42 @@ func TestConcurrentLifecycles(t *testing.T) {
 			t.Errorf("seed %d, %s: pids cgroup left", seed, id)
 		}
 	}
+}
+
+// lifecycleRig is what both lifecycle tests start from: the seed and the
+// number of containers (MXC_LIFECYCLE_SEED, MXC_LIFECYCLE_N), a runtime,
+// the three bundles, and the same runtime forced onto exec's normal path.
+type lifecycleRig struct {
+	seed    int64
+	n       int
+	rng     *rand.Rand
+	rt      *harness.Runtime
+	bundles []*harness.Bundle
+	normal  *harness.Runtime
+}
+
+func newLifecycleRig(t *testing.T, defaultN int) *lifecycleRig {
+	l := &lifecycleRig{seed: 1, n: defaultN}
+	if v := os.Getenv("MXC_LIFECYCLE_SEED"); v != "" {
+		l.seed, _ = strconv.ParseInt(v, 10, 64)
+	}
+	if v := os.Getenv("MXC_LIFECYCLE_N"); v != "" {
+		l.n, _ = strconv.Atoi(v)
+	}
+	l.rng = rand.New(rand.NewSource(l.seed))
+	l.rt = harness.NewRuntime(t)
+	egress := basePolicy(spec.TierSession)
+	egress.Network = &spec.Network{Egress: &spec.Egress{Default: spec.Deny, Allow: []spec.Rule{
+		{To: []spec.Peer{{Host: "api.example.test"}}, Ports: []spec.Port{{Protocol: spec.ProtoTCP, Port: 443}}},
+	}}}
+	egress.Process = &spec.Process{Timeout: 600000}
+	l.bundles = []*harness.Bundle{
+		harness.NewBundle(t, "sleep", "1000"),
+		agentBundle(t, basePolicy(spec.TierProcess), "sleep", "1000"),
+		agentBundle(t, egress, "sleep", "1000"),
+	}
+	normal := *l.rt
+	normal.Env = []string{"MXC_EXEC_FAST=0"}
+	l.normal = &normal
+	return l
 }
