@@ -189,6 +189,30 @@ func TestForceDeleteRunsPoststopHooks(t *testing.T) {
 	}
 }
 
+// TestHookAskingForStateDoesNotHang: an OCI hook that create runs asks the
+// runtime for the container's state. The container is not created yet
+// (runc says so too), and `state` must answer that rather than wait for
+// the create that is waiting for the hook.
+func TestHookAskingForStateDoesNotHang(t *testing.T) {
+	rt := h.NewRuntime(t)
+	b := h.NewBundle(t, "true")
+	out := filepath.Join(t.TempDir(), "state.out")
+	b.Spec.Hooks = &specs.Hooks{
+		CreateRuntime: []specs.Hook{{Path: "/bin/sh", Args: []string{"sh", "-c",
+			fmt.Sprintf("%s --root %s state hook-state > %s 2>&1; echo rc=$? >> %s", rt.Bin, rt.Root, out, out)}}},
+	}
+	b.Save(t)
+	start := time.Now()
+	rt.MustRun("run", "--bundle", b.Dir, "hook-state")
+	if d := time.Since(start); d > 20*time.Second {
+		t.Errorf("run took %s", d)
+	}
+	data, _ := os.ReadFile(out)
+	if !strings.Contains(string(data), "rc=1") {
+		t.Errorf("state from the createRuntime hook: %q, want an error (not created yet)", data)
+	}
+}
+
 func TestSeccompProfileFromSpec(t *testing.T) {
 	rt := h.NewRuntime(t)
 	b := h.NewBundle(t, "sh", "-c", "mkdir /tmp/d 2>&1; echo rc=$?")

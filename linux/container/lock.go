@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -62,13 +63,21 @@ func (l *Lock) ReleaseAndRemove() {
 }
 
 // waitUnlocked returns once no other process holds the lock for id (a
-// create or a delete of id in progress): at once when none does. A caller
-// holding the lock itself must not call it (flock would wait for it).
+// create or a delete of id in progress), at once when none does, and after
+// at most a second in any case: an OCI hook that create runs while holding
+// the lock may itself ask about the container (runc answers it that the
+// container does not exist yet), and must not wait for the create that
+// waits for it. A caller holding the lock itself must not call it (flock
+// would wait for it).
 func waitUnlocked(root, id string) {
 	f, err := os.Open(filepath.Join(root, ".locks", id))
 	if err != nil {
 		return
 	}
 	defer f.Close()
-	_ = unix.Flock(int(f.Fd()), unix.LOCK_SH)
+	for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if err := unix.Flock(int(f.Fd()), unix.LOCK_SH|unix.LOCK_NB); err == nil {
+			return
+		}
+	}
 }
