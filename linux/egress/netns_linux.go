@@ -6,6 +6,8 @@ import (
 	"runtime"
 
 	"golang.org/x/sys/unix"
+
+	"mxc.dev/mxc/linux/netlo"
 )
 
 // nsKey identifies a network namespace by the device and inode of its nsfs
@@ -88,29 +90,7 @@ func inNetNS(nsfd int, fn func() error) error {
 }
 
 // loopbackUp brings lo up in the namespace: the gate listens there, and a
-// namespace fresh from unshare has it down. Two ioctls on a socket made in
-// the namespace: cheaper than a netlink handle there.
+// namespace fresh from unshare has it down.
 func loopbackUp(nsfd int) error {
-	return inNetNS(nsfd, func() error {
-		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-		if err != nil {
-			return fmt.Errorf("loopback: %w", err)
-		}
-		defer unix.Close(fd)
-		ifr, err := unix.NewIfreq("lo")
-		if err != nil {
-			return err
-		}
-		if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
-			return fmt.Errorf("loopback flags: %w", err)
-		}
-		if ifr.Uint16()&unix.IFF_UP != 0 {
-			return nil
-		}
-		ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
-		if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
-			return fmt.Errorf("set lo up: %w", err)
-		}
-		return nil
-	})
+	return inNetNS(nsfd, netlo.Up)
 }

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"mxc.dev/mxc/linux/agentexec"
+	"mxc.dev/mxc/linux/netlo"
 	"mxc.dev/mxc/spec"
 )
 
@@ -60,7 +61,7 @@ func confineAndExec(pl *Plan, args, env []string) (int, error) {
 		return ExitSetup, err
 	}
 	if !pl.HostNet {
-		if err := loopbackUp(); err != nil {
+		if err := netlo.Up(); err != nil {
 			return ExitSetup, err
 		}
 	}
@@ -129,27 +130,6 @@ func setupMounts(pl *Plan) error {
 		if err := unix.Mount("tmpfs", d, "tmpfs", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "size=0,mode=0755"); err != nil {
 			return &os.PathError{Op: "deniedPaths: mask", Path: d, Err: err}
 		}
-	}
-	return nil
-}
-
-// loopbackUp brings lo up in the new network namespace.
-func loopbackUp() error {
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return fmt.Errorf("loopback: %w", err)
-	}
-	defer unix.Close(fd)
-	ifr, err := unix.NewIfreq("lo")
-	if err != nil {
-		return err
-	}
-	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
-		return fmt.Errorf("loopback flags: %w", err)
-	}
-	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
-	if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
-		return fmt.Errorf("loopback up: %w", err)
 	}
 	return nil
 }
