@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/opencontainers/runtime-spec/specs-go"
+
 	"mxc.dev/mxc/integration/harness"
 	"mxc.dev/mxc/spec"
 )
@@ -205,4 +207,30 @@ func newLifecycleRig(t *testing.T, defaultN int) *lifecycleRig {
 	normal.Env = []string{"MXC_EXEC_FAST=0"}
 	l.normal = &normal
 	return l
+}
+
+// TestHookCanExec: an OCI poststart hook execs into the container it is
+// started for, through exec's normal path, which restarts the policy
+// monitor under the container's lock, while `start` (here `run`) holds
+// that lock waiting for the hook. The exec must not wait for ever.
+func TestHookCanExec(t *testing.T) {
+	rt := harness.NewRuntime(t)
+	b := agentBundle(t, basePolicy(spec.TierProcess), "sleep", "1")
+	out := filepath.Join(t.TempDir(), "exec.out")
+	b.Spec.Hooks = &specs.Hooks{
+		Poststart: []specs.Hook{{Path: "/bin/sh", Args: []string{"sh", "-c",
+			fmt.Sprintf("MXC_EXEC_FAST=0 %s --root %s exec hook-exec /bin/true > %s 2>&1; echo rc=$? >> %s", rt.Bin, rt.Root, out, out)}}},
+	}
+	b.Save(t)
+	start := time.Now()
+	if res := runOut(t, rt, b, "hook-exec"); res.Err != nil {
+		t.Fatalf("run: %v %s", res.Err, res.Stderr)
+	}
+	if d := time.Since(start); d > 20*time.Second {
+		t.Errorf("run took %s", d)
+	}
+	data, _ := os.ReadFile(out)
+	if !strings.Contains(string(data), "rc=0") {
+		t.Errorf("exec from the poststart hook: %q, want rc=0", data)
+	}
 }

@@ -22,19 +22,42 @@ type Lock struct {
 
 // AcquireLock blocks until it holds the lock for id under root.
 func AcquireLock(root, id string) (*Lock, error) {
+	return acquire(root, id, -1)
+}
+
+// TryAcquireLock is AcquireLock giving up after wait: (nil, nil) then. For
+// the best-effort work of a verb that another lock holder may be waiting
+// for (an OCI hook that create or start runs may call exec).
+func TryAcquireLock(root, id string, wait time.Duration) (*Lock, error) {
+	return acquire(root, id, wait)
+}
+
+// acquire takes the lock, waiting for ever when wait < 0.
+func acquire(root, id string, wait time.Duration) (*Lock, error) {
 	dir := filepath.Join(root, ".locks")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create lock dir: %w", err)
 	}
 	path := filepath.Join(dir, id)
+	deadline := time.Now().Add(wait)
 	for {
 		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 		if err != nil {
 			return nil, fmt.Errorf("open lock %s: %w", path, err)
 		}
-		if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
-			f.Close()
-			return nil, fmt.Errorf("lock %s: %w", path, err)
+		if wait < 0 {
+			if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+				f.Close()
+				return nil, fmt.Errorf("lock %s: %w", path, err)
+			}
+		} else {
+			for unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) != nil {
+				if time.Now().After(deadline) {
+					f.Close()
+					return nil, nil
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
 		}
 		// Still the file at path? (a concurrent delete may have unlinked it)
 		var held, cur unix.Stat_t

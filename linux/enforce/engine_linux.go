@@ -500,9 +500,12 @@ func (e *Engine) ensureHelper(cc *container.CreateContext, eff *spec.Effective) 
 	// find its state dir written again behind it (the monitor's lock
 	// file, the record), nor a monitor started for a container it has
 	// just taken down.
-	lock, err := container.AcquireLock(filepath.Dir(cc.StateDir), cc.ID)
-	if err != nil {
-		logrus.Warnf("container %s: restart policy monitor: %v", cc.ID, err)
+	// Bounded: an OCI hook that create or start runs, holding the lock,
+	// may call exec, and the restart is best effort (the next exec, or the
+	// shim's policy-ensure, tries again).
+	lock, err := container.TryAcquireLock(filepath.Dir(cc.StateDir), cc.ID, time.Second)
+	if err != nil || lock == nil {
+		logrus.Debugf("container %s: restart policy monitor: container busy (%v)", cc.ID, err)
 		return
 	}
 	defer lock.Release()
