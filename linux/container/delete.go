@@ -198,6 +198,10 @@ func stoppedState(c *libcontainer.Container) *specs.State {
 	if err != nil {
 		return nil
 	}
+	return asStopped(s)
+}
+
+func asStopped(s *specs.State) *specs.State {
 	s.Status = specs.StateStopped
 	s.Pid = 0
 	return s
@@ -211,7 +215,7 @@ func exitingInitState(c *libcontainer.Container) *specs.State {
 	if err != nil || s.Pid <= 0 || !exiting(s.Pid) {
 		return nil
 	}
-	return stoppedState(c)
+	return asStopped(s)
 }
 
 // emptyWhenStopped reports whether c is stopped and had a pid namespace of

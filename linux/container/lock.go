@@ -39,25 +39,22 @@ func acquire(root, id string, wait time.Duration) (*Lock, error) {
 		return nil, fmt.Errorf("create lock dir: %w", err)
 	}
 	path := filepath.Join(dir, id)
-	deadline := time.Now().Add(wait)
+	var deadline time.Time // zero: block
+	if wait >= 0 {
+		deadline = time.Now().Add(wait)
+	}
 	for {
 		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 		if err != nil {
 			return nil, fmt.Errorf("open lock %s: %w", path, err)
 		}
-		if wait < 0 {
-			if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
-				f.Close()
+		got, err := flockUntil(f, unix.LOCK_EX, deadline)
+		if err != nil || !got {
+			f.Close()
+			if err != nil {
 				return nil, fmt.Errorf("lock %s: %w", path, err)
 			}
-		} else {
-			for unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) != nil {
-				if time.Now().After(deadline) {
-					f.Close()
-					return nil, nil
-				}
-				time.Sleep(5 * time.Millisecond)
-			}
+			return nil, nil
 		}
 		// Still the file at path? (a concurrent delete may have unlinked it)
 		var held, cur unix.Stat_t
@@ -98,9 +95,21 @@ func waitUnlocked(root, id string) {
 		return
 	}
 	defer f.Close()
-	for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-		if err := unix.Flock(int(f.Fd()), unix.LOCK_SH|unix.LOCK_NB); err == nil {
-			return
-		}
+	_, _ = flockUntil(f, unix.LOCK_SH, time.Now().Add(time.Second))
+}
+
+// flockUntil takes the flock how (LOCK_EX or LOCK_SH) on f: blocking when
+// deadline is zero, else trying every 5 ms until deadline; false when it
+// gave up.
+func flockUntil(f *os.File, how int, deadline time.Time) (bool, error) {
+	if deadline.IsZero() {
+		return true, unix.Flock(int(f.Fd()), how)
 	}
+	for unix.Flock(int(f.Fd()), how|unix.LOCK_NB) != nil {
+		if time.Now().After(deadline) {
+			return false, nil
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return true, nil
 }

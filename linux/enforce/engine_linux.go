@@ -509,9 +509,8 @@ func (e *Engine) ensureHelper(cc *container.CreateContext, eff *spec.Effective) 
 		return
 	}
 	defer lock.Release()
-	if _, err := os.Stat(filepath.Join(cc.StateDir, "state.json")); err != nil {
-		return // deleted meanwhile
-	}
+	// A delete that got the lock first has removed the state dir:
+	// restartMonitor then finds no monitor.json and does nothing.
 	if err := e.restartMonitor(cc.StateDir, cc.ID, eff); err != nil {
 		logrus.Warnf("container %s: restart policy monitor: %v", cc.ID, err)
 	}
