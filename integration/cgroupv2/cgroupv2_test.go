@@ -25,32 +25,66 @@ import (
 	h "mxc.dev/mxc/integration/harness"
 )
 
+// guestScript runs the checks. Every mxc-runtime call is a step: bounded
+// (busybox timeout, stepLimit), timed ("MXC-V2-TIME name seconds"), and
+// watched: a step that runs past watchAfter makes the guest print every
+// process with its kernel wait channel and stack ("MXC-V2-PS"), so that a
+// hang seen only on another machine says where it hung. The script goes on
+// after a killed step, so one run reports every check.
 const guestScript = `#!/bin/sh
 mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev; mount -t tmpfs tmpfs /run
+echo "MXC-V2 boot=$(cut -d' ' -f1 /proc/uptime)" >/dev/console
 mkdir -p /sys/fs/cgroup && mount -t cgroup2 none /sys/fs/cgroup
 echo "+memory +pids +cpu" > /sys/fs/cgroup/cgroup.subtree_control
-r() { echo "MXC-V2 $1=$2"; }
+r() { echo "MXC-V2 $1=$2" >/dev/console; }
+now() { cut -d. -f1 /proc/uptime; }
+dump() {
+	echo "MXC-V2-PS step $(cat /run/step) running since $(cat /run/step.t), now $(now)"
+	for p in /proc/[0-9]*; do
+		[ -s $p/cmdline ] || continue # kernel threads
+		echo "MXC-V2-PS ${p#/proc/} ppid=$(cut -d' ' -f4 $p/stat 2>/dev/null) state=$(cut -d' ' -f3 $p/stat 2>/dev/null) wchan=$(cat $p/wchan 2>/dev/null) $(tr '\0' ' ' <$p/cmdline 2>/dev/null)"
+		sed 's/^/MXC-V2-PS     /' $p/stack 2>/dev/null
+	done
+	sed 's/^/MXC-V2-PS mxc-v2 /' /sys/fs/cgroup/mxc-v2/cgroup.procs 2>/dev/null
+}
+( while sleep 5; do
+	[ -e /run/step ] && [ $(( $(now) - $(cat /run/step.t) )) -ge WATCH ] && [ ! -e /run/step.dumped ] && { dump; touch /run/step.dumped; }
+done ) >/dev/console 2>&1 &
+x() {
+	n=$1; shift; echo "$n" >/run/step; now >/run/step.t; rm -f /run/step.dumped
+	s=$(now); timeout -s KILL LIMIT "$@"; rc=$?
+	echo "MXC-V2-TIME $n $(( $(now) - s ))" >/dev/console; rm -f /run/step
+	return $rc
+}
 r fstype "$(grep ' /sys/fs/cgroup ' /proc/mounts | cut -d' ' -f3)"
 cd /bundle
-mxc-runtime run -d v2 </dev/null >/dev/null 2>/tmp/err; r run "$? $(cat /tmp/err)"
+x run mxc-runtime run -d v2 </dev/null >/dev/null 2>/tmp/err; r run "$? $(cat /tmp/err)"
 cg=/sys/fs/cgroup/mxc-v2
 r memory.max "$(cat $cg/memory.max)"
 r pids.max "$(cat $cg/pids.max)"
 r cpu.max "$(cat $cg/cpu.max)"
-r status "$(mxc-runtime state v2 | grep -o '"status": "[a-z]*"' | cut -d'"' -f4)"
-mxc-runtime update --memory 48m --pids-limit 15 v2; r update "$?"
+r status "$(x state mxc-runtime state v2 | grep -o '"status": "[a-z]*"' | cut -d'"' -f4)"
+x update mxc-runtime update --memory 48m --pids-limit 15 v2; r update "$?"
 r memory.max.updated "$(cat $cg/memory.max)"
 r pids.max.updated "$(cat $cg/pids.max)"
-mxc-runtime exec v2 sh -c 'tail /dev/zero' >/dev/null 2>&1; r oom.exec "$?"
+x oom mxc-runtime exec v2 sh -c 'tail /dev/zero' >/dev/null 2>&1; r oom.exec "$?"
 r oom_kill "$(grep oom_kill $cg/memory.events | cut -d' ' -f2)"
-mxc-runtime exec v2 sh -c 'for i in $(seq 30); do sleep 100 >/dev/null 2>&1 & done 2>/dev/null; true'
+x pids mxc-runtime exec v2 sh -c 'for i in $(seq 30); do sleep 100 >/dev/null 2>&1 & done 2>/dev/null; true'
 r pids.current "$(cat $cg/pids.current)"
-mxc-runtime events --stats v2 > /tmp/stats; r stats "$(grep -c '"type":"stats"' /tmp/stats)"
-mxc-runtime delete -f v2; r delete "$?"
+x stats mxc-runtime events --stats v2 > /tmp/stats; r stats "$(grep -c '"type":"stats"' /tmp/stats)"
+x delete mxc-runtime delete -f v2; r delete "$?"
 test -e $cg && r cgroup.left yes || r cgroup.left no
 r done 1
 poweroff -f
 `
+
+// stepLimit bounds each mxc-runtime call in the guest; a normal run takes
+// 12-20 s for all of them together under emulation. watchAfter is when a
+// step counts as stalled and the guest dumps its processes.
+const (
+	stepLimit  = 90
+	watchAfter = 30
+)
 
 func TestLimitsOnPureCgroupV2(t *testing.T) {
 	h.RequireRoot(t)
@@ -80,7 +114,8 @@ for d in bin sbin usr etc bundle; do cp -a /$d /mnt/; done
 cp /init2 /mnt/init2; mkdir -p /mnt/proc /mnt/sys /mnt/dev /mnt/run /mnt/tmp
 exec switch_root /mnt /init2
 `), 0o755))
-	must(t, os.WriteFile(filepath.Join(ir, "init2"), []byte(guestScript), 0o755))
+	script := strings.NewReplacer("LIMIT", fmt.Sprint(stepLimit), "WATCH", fmt.Sprint(watchAfter)).Replace(guestScript)
+	must(t, os.WriteFile(filepath.Join(ir, "init2"), []byte(script), 0o755))
 	bundle := filepath.Join(ir, "bundle")
 	if err := h.MakeRootfs(filepath.Join(bundle, "rootfs")); err != nil {
 		t.Fatal(err)
@@ -106,29 +141,40 @@ exec switch_root /mnt /init2
 	if out, err := cpio.CombinedOutput(); err != nil {
 		t.Fatalf("cpio: %v %s", err, out)
 	}
-	serial := filepath.Join(dir, "serial.log")
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	vm := exec.CommandContext(ctx, qemu, "-accel", "tcg", "-cpu", "max", "-m", "1024", "-smp", "2",
-		"-kernel", kernels[len(kernels)-1], "-initrd", initrd,
-		"-append", "console=ttyS0 cgroup_no_v1=all panic=-1 quiet",
-		"-display", "none", "-serial", "file:"+serial, "-no-reboot", "-nodefaults")
-	var vmOut bytes.Buffer
-	vm.Stdout, vm.Stderr = &vmOut, &vmOut
-	t0 := time.Now()
-	if err := vm.Run(); err != nil {
-		log, _ := os.ReadFile(serial)
-		t.Fatalf("qemu: %v\n%s\nserial:\n%s", err, vmOut.String(), tail(log))
+	log, booted, vmErr := bootGuest(t, qemu, kernels[len(kernels)-1], initrd, filepath.Join(dir, "serial.log"))
+	if !booted {
+		// The emulated kernel stalled before it ran init, so before any
+		// mxc code: that is QEMU's or the kernel's, not a finding about
+		// mxc. Boot once more; a second stall fails the test.
+		t.Logf("the guest kernel did not reach init; booting again. Serial log:\n%s", tail(log))
+		log, booted, vmErr = bootGuest(t, qemu, kernels[len(kernels)-1], initrd, filepath.Join(dir, "serial2.log"))
+		if !booted {
+			t.Fatalf("the guest kernel did not reach init twice:\n%s", tail(log))
+		}
 	}
-	log, _ := os.ReadFile(serial)
 	got := map[string]string{}
+	var diag []string
 	for _, l := range strings.Split(string(log), "\n") {
 		if i := strings.Index(l, "MXC-V2 "); i >= 0 {
 			k, v, _ := strings.Cut(strings.TrimSpace(l[i+len("MXC-V2 "):]), "=")
 			got[k] = v
+		} else if i := strings.Index(l, "MXC-V2-"); i >= 0 {
+			diag = append(diag, l[i:])
 		}
 	}
-	t.Logf("guest ran in %s: %v", time.Since(t0).Round(time.Second), got)
+	t.Logf("guest: %v\n%s", got, strings.Join(diag, "\n"))
+	for _, l := range diag {
+		f := strings.Fields(l)
+		if len(f) != 3 || f[0] != "MXC-V2-TIME" {
+			continue
+		}
+		if secs, _ := strconv.Atoi(f[2]); secs >= stepLimit {
+			t.Errorf("step %s ran into its %d s limit and was killed (the MXC-V2-PS lines above show where it waited)", f[1], stepLimit)
+		}
+	}
+	if vmErr != nil {
+		t.Fatalf("%v; serial log:\n%s", vmErr, tail(log))
+	}
 	if got["done"] != "1" {
 		t.Fatalf("the guest did not finish:\n%s", tail(log))
 	}
@@ -149,6 +195,55 @@ exec switch_root /mnt /init2
 	if got["oom_kill"] == "" || got["oom_kill"] == "0" {
 		t.Errorf("memory.events oom_kill = %q, want >= 1", got["oom_kill"])
 	}
+}
+
+// bootGuest runs the guest to its poweroff and returns its serial log, and
+// whether the guest reached init, and how QEMU failed if it did. A guest
+// whose kernel has not run init within bootLimit is stopped; the whole run
+// is bounded by runLimit (the steps' limits add up to less).
+func bootGuest(t *testing.T, qemu, kernel, initrd, serial string) ([]byte, bool, error) {
+	const bootLimit, runLimit = 2 * time.Minute, 6 * time.Minute
+	ctx, cancel := context.WithTimeout(context.Background(), runLimit)
+	defer cancel()
+	vm := exec.CommandContext(ctx, qemu, "-accel", "tcg", "-cpu", "max", "-m", "1024", "-smp", "2",
+		"-kernel", kernel, "-initrd", initrd,
+		"-append", "console=ttyS0 cgroup_no_v1=all panic=-1 quiet",
+		"-display", "none", "-serial", "file:"+serial, "-no-reboot", "-nodefaults")
+	var vmOut bytes.Buffer
+	vm.Stdout, vm.Stderr = &vmOut, &vmOut
+	t0 := time.Now()
+	if err := vm.Start(); err != nil {
+		t.Fatalf("qemu: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- vm.Wait() }()
+	booted := func() bool {
+		log, _ := os.ReadFile(serial)
+		return bytes.Contains(log, []byte("MXC-V2 boot="))
+	}
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	var err error
+wait:
+	for {
+		select {
+		case err = <-done:
+			break wait
+		case <-tick.C:
+			if time.Since(t0) > bootLimit && !booted() {
+				cancel()
+			}
+		}
+	}
+	log, _ := os.ReadFile(serial)
+	if !booted() {
+		return log, false, nil
+	}
+	t.Logf("guest ran in %s", time.Since(t0).Round(time.Second))
+	if err != nil {
+		return log, true, fmt.Errorf("qemu after %s: %v %s", time.Since(t0).Round(time.Second), err, vmOut.String())
+	}
+	return log, true, nil
 }
 
 func must(t *testing.T, err error) {
