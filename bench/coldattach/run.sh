@@ -37,6 +37,10 @@ poweroff -f
 INIT
 chmod +x "$root/init"
 (cd "$root" && find . | cpio -o -H newc 2>/dev/null | gzip -1) > "$tmp/initrd.gz"
+# Two vCPUs: the grace period being measured needs a second CPU. QEMU 7.2's
+# multi-threaded TCG can hang such a guest when the kernel patches a static
+# key while the other vCPU runs the patched code (integration/cgroupv2 saw
+# it on the first cpu.max write); the timeout ends such a run.
 timeout 600 qemu-system-x86_64 -accel tcg -cpu max -smp 2 -m 1024 -kernel "$kernel" \
 	-initrd "$tmp/initrd.gz" -append "console=ttyS0 rdinit=/init quiet panic=-1" \
 	-nographic -no-reboot </dev/null 2>&1 | tr -d '\r' | grep -E '(guest kernel|^cold|^warm|^coldattach)'
