@@ -3,10 +3,17 @@
 // Package cgroupv2_test runs mxc-runtime on a pure cgroup v2 host. This
 // machine is a v1 hybrid whose memory, pids and cpu controllers are bound to
 // v1, so the test boots Debian's own kernel under QEMU (software emulation:
-// deterministic, no nested KVM needed) with an initramfs holding busybox,
-// mxc-runtime and a bundle, mounts cgroup2 alone at /sys/fs/cgroup, and runs
-// the checks inside. The guest prints "MXC-V2 key=value" lines on its serial
-// console; the test reads them.
+// nested KVM fails on these VMs) with an initramfs holding busybox,
+// mxc-runtime, mxc-monitor and bundles, mounts cgroup2 alone at
+// /sys/fs/cgroup, and runs the checks inside. The guest prints "MXC-V2
+// key=value" lines on its serial console; the test reads them.
+//
+// That guest is also a stock Debian 12 host (kernel 6.1, Landlock ABI 2,
+// cgroup v2), the one place where the tests meet an older Landlock: an
+// agent policy with read-write paths is refused there (ABI 2 cannot refuse
+// truncation elsewhere), then runs under a node config that allows
+// degraded mode, which is recorded; its limits, file rules, OOM and
+// timeout audit events hold on cgroup v2.
 package cgroupv2_test
 
 import (
@@ -24,7 +31,11 @@ import (
 	"testing"
 	"time"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
 	h "mxc.dev/mxc/integration/harness"
+	"mxc.dev/mxc/linux/enforce"
+	"mxc.dev/mxc/spec"
 )
 
 // guestScript runs the checks. Every mxc-runtime call is a step: bounded
@@ -75,6 +86,39 @@ r pids.current "$(cat $cg/pids.current)"
 x stats mxc-runtime events --stats v2 > /tmp/stats; r stats "$(grep -c '"type":"stats"' /tmp/stats)"
 x delete mxc-runtime delete -f v2; r delete "$?"
 test -e $cg && r cgroup.left yes || r cgroup.left no
+# An agent policy on the same host (process tier: Landlock, seccomp, the
+# policy's limits, the monitor's OOM watch on memory.events, its timeout).
+# Debian 12's kernel has Landlock ABI 2, which cannot refuse truncation
+# outside the read-write paths (ABI 3): refused, with nothing left behind,
+# until the node config allows degraded mode.
+cd /agent
+x p.refused mxc-runtime run -d p1 </dev/null >/dev/null 2>/tmp/err; r p.refused "$? $(grep -c 'filesystem.readwritePaths: truncating.*Landlock ABI 3' /tmp/err)"
+# (busybox timeout's watchers carry the command in their arguments: only
+# processes that are mxc's own count)
+helpers() { ps -o args | grep -cE '^(/[^ ]*/)?mxc-'; }
+r p.refused.left "$(ls /run/mxc | grep -c p1) $(ls /sys/fs/cgroup | grep -c mxc-p) $(helpers)"
+mkdir -p /etc/mxc && echo 'allowDegraded: true' > /etc/mxc/config.yaml
+x p.run mxc-runtime run -d p2 </dev/null >/dev/null 2>/tmp/err; r p.run "$? $(grep -c 'policy degraded' /tmp/err)"
+sed 's/^/MXC-V2-ERR p.run /' /tmp/err >/dev/console
+r p.degraded "$(grep -o '"landlockABI": [0-9]*' /run/mxc/p2/mxc.json | cut -d' ' -f2) $(grep -A2 '"degraded"' /run/mxc/p2/mxc.json | grep -c 'Landlock ABI 3')"
+pg=/sys/fs/cgroup/mxc-p2
+r p.memory.max "$(cat $pg/memory.max)"
+r p.pids.max "$(cat $pg/pids.max)"
+x p.write mxc-runtime exec p2 sh -c 'echo ok > /workspace/out && cat /workspace/out' >/tmp/out 2>&1; r p.write "$? $(cat /tmp/out)"
+x p.etc mxc-runtime exec p2 sh -c 'echo no > /etc/agent-wrote-here' >/dev/null 2>&1; r p.etc "$?"
+x p.secret mxc-runtime exec p2 cat /workspace/secret >/tmp/out 2>&1; r p.secret "$? $(grep -c v2-secret /tmp/out)"
+x p.oom mxc-runtime exec p2 sh -c 'tail /dev/zero' >/dev/null 2>&1; r p.oom "$?"
+sleep 2
+x p.audit mxc-runtime events --audit --no-follow p2 >/tmp/audit 2>&1; r p.audit.oom "$(grep -c '"kind":"oom"' /tmp/audit)"
+cd /agent-timeout
+x t.run mxc-runtime run -d p3 </dev/null >/dev/null 2>/tmp/err; r t.run "$? $(grep -c 'policy degraded' /tmp/err)"
+sleep 12
+r t.status "$(x t.state mxc-runtime state p3 | grep -o '"status": "[a-z]*"' | cut -d'"' -f4)"
+x t.audit mxc-runtime events --audit --no-follow p3 >/tmp/audit 2>&1; r t.audit.timeout "$(grep -c '"kind":"timeout"' /tmp/audit)"
+x p.delete mxc-runtime delete -f p2; r p.delete "$?"
+x t.delete mxc-runtime delete -f p3; r t.delete "$?"
+r p.cgroups.left "$(ls /sys/fs/cgroup | grep -c mxc-p)"
+r p.helpers.left "$(helpers)"
 r done 1
 poweroff -f
 `
@@ -102,16 +146,19 @@ func TestLimitsOnPureCgroupV2(t *testing.T) {
 	if err := h.MakeRootfs(ir); err != nil {
 		t.Fatal(err)
 	}
-	bin, err := os.ReadFile(h.Binary(t))
-	if err != nil {
-		t.Fatal(err)
+	// The runtime and, as installed, its helpers' binary next to it.
+	for _, name := range []string{"mxc-runtime", enforce.HelperName} {
+		bin, err := os.ReadFile(filepath.Join(filepath.Dir(h.Binary(t)), name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		must(t, os.WriteFile(filepath.Join(ir, "bin", name), bin, 0o755))
 	}
-	must(t, os.WriteFile(filepath.Join(ir, "bin/mxc-runtime"), bin, 0o755))
 	// The guest switches from the initramfs to a tmpfs root first: pivot_root
 	// (what runc and mxc use) does not work from the initramfs root itself.
 	must(t, os.WriteFile(filepath.Join(ir, "init"), []byte(`#!/bin/sh
 mkdir -p /mnt && mount -t tmpfs tmpfs /mnt
-for d in bin sbin usr etc bundle; do cp -a /$d /mnt/; done
+for d in bin sbin usr etc bundle agent agent-timeout; do cp -a /$d /mnt/; done
 cp /init2 /mnt/init2; mkdir -p /mnt/proc /mnt/sys /mnt/dev /mnt/run /mnt/tmp
 exec switch_root /mnt /init2
 `), 0o755))
@@ -135,6 +182,8 @@ exec switch_root /mnt /init2
 	}
 	data, _ = json.MarshalIndent(m, "", " ")
 	must(t, os.WriteFile(filepath.Join(bundle, "config.json"), data, 0o644))
+
+	agentBundles(t, ir)
 
 	initrd := filepath.Join(dir, "initrd.cpio")
 	cpio := exec.Command("sh", "-c", "find . | cpio -o -H newc > "+initrd)
@@ -174,17 +223,76 @@ exec switch_root /mnt /init2
 		"cpu.max": "50000 100000", "status": "running", "update": "0",
 		"memory.max.updated": fmt.Sprint(48 << 20), "pids.max.updated": "15",
 		"oom.exec": "137", "stats": "1", "delete": "0", "cgroup.left": "no",
+		// The agent policy: its limits, its workspace writable, /etc not,
+		// the denied file unreadable, the OOM kill and the timeout audited,
+		// nothing left after delete.
+		"p.refused": "1 1", "p.refused.left": "0 0 0", "p.run": "0 1", "p.degraded": "2 1",
+		"p.memory.max": fmt.Sprint(agentMemory), "p.pids.max": "64",
+		"p.write": "0 ok", "p.secret": "1 0", "p.oom": "137", "p.audit.oom": "1",
+		"t.run": "0 1", "t.status": "stopped", "t.audit.timeout": "1",
+		"p.delete": "0", "t.delete": "0", "p.cgroups.left": "0", "p.helpers.left": "0",
 	}
 	for k, v := range want {
 		if got[k] != v {
 			t.Errorf("%s = %q, want %q", k, got[k], v)
 		}
 	}
+	if got["p.etc"] == "0" || got["p.etc"] == "" {
+		t.Errorf("p.etc = %q: the agent wrote to /etc, which its policy keeps read-only", got["p.etc"])
+	}
 	if n, err := strconv.Atoi(got["pids.current"]); err != nil || n > 15 || n < 5 {
 		t.Errorf("pids.current = %d after a burst of 30 with pids.max 15", n)
 	}
 	if got["oom_kill"] == "" || got["oom_kill"] == "0" {
 		t.Errorf("memory.events oom_kill = %q, want >= 1", got["oom_kill"])
+	}
+}
+
+// agentMemory is the agent policy's memory limit in the guest.
+const agentMemory = 32 << 20
+
+// agentBundles writes two bundles under the policy harness's battery
+// policy (process tier) into the initramfs, on one rootfs: /agent, which
+// runs until deleted, and /agent-timeout, whose policy ends it after 3 s.
+func agentBundles(t *testing.T, ir string) {
+	rootfs := filepath.Join(ir, "agent", "rootfs")
+	if err := h.MakeRootfs(rootfs); err != nil {
+		t.Fatal(err)
+	}
+	h.WriteTree(t, rootfs, map[string]string{
+		"workspace/secret":     "v2-secret\n",
+		"etc/secret-dir/token": "v2-secret\n",
+	}, "workspace", 1000, 1000)
+	for _, b := range []struct {
+		dir, cgroup string
+		timeout     uint64
+	}{{"agent", "/mxc-p2", 0}, {"agent-timeout", "/mxc-p3", 3000}} {
+		pol := h.BatteryPolicy("v2-guest", spec.TierProcess)
+		pol.Resources.Memory = agentMemory
+		// Network open: the egress filter needs nf_tables, a module
+		// this initramfs does not carry (integration/egress tests it).
+		pol.Network = &spec.Network{
+			Egress:  &spec.Egress{Default: spec.Allow},
+			Ingress: &spec.Ingress{Default: spec.Allow, HostLoopback: spec.Allow},
+		}
+		if b.timeout > 0 {
+			pol.Process = &spec.Process{Timeout: b.timeout}
+		}
+		raw, err := json.Marshal(pol)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := h.NewBundle(t, "sleep", "1000").Spec
+		s.Root = &specs.Root{Path: "/agent/rootfs"}
+		s.Process.User = specs.User{UID: 1000, GID: 1000}
+		s.Linux.CgroupsPath = b.cgroup
+		s.Annotations = map[string]string{spec.AnnotationPolicy: string(raw)}
+		data, err := json.MarshalIndent(s, "", " ")
+		if err != nil {
+			t.Fatal(err)
+		}
+		must(t, os.MkdirAll(filepath.Join(ir, b.dir), 0o755))
+		must(t, os.WriteFile(filepath.Join(ir, b.dir, "config.json"), data, 0o644))
 	}
 }
 

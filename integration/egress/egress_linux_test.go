@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -528,5 +530,61 @@ func TestHundredSetupsLeaveNothing(t *testing.T) {
 	if p := gateProcesses(); len(p) > 0 {
 		// Only this test's gates are gone; parallel tests may hold theirs.
 		t.Logf("gate processes still running (other tests): %v", p)
+	}
+}
+
+// TestOfflinePolicyNeedsNoResolver: a policy that allows no name (an
+// offline agent's) still gets its table and its gate, which refuses every
+// query itself, on a host whose resolv.conf names no nameserver (an
+// air-gapped runner). A policy that allows a name is refused there, with
+// the fix in the message.
+func TestOfflinePolicyNeedsNoResolver(t *testing.T) {
+	needLab(t)
+	empty := filepath.Join(t.TempDir(), "resolv.conf")
+	if err := os.WriteFile(empty, []byte("# no nameserver\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ns, err := theLab.NewContainer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	offline := &spec.AgentPolicy{Identity: &spec.Identity{Agent: "offline"},
+		Network: &spec.Network{Egress: &spec.Egress{Default: spec.Deny}, Ingress: &spec.Ingress{Default: spec.Deny, HostLoopback: spec.Deny}}}
+	cfg := configFor(t, ns, offline)
+	cfg.DNS, cfg.ResolvConf = nil, empty
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := egress.Setup(ctx, cfg); err != nil {
+		t.Fatalf("offline policy without a resolver: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := egress.Teardown(cfg); err != nil {
+			t.Errorf("Teardown: %v", err)
+		}
+	})
+	if _, err := nftList(t, ns); err != nil {
+		t.Errorf("no table for the offline policy: %v", err)
+	}
+	r, err := theLab.Client(ctx, ns, lab.NoNetCaps, "dns", "127.0.0.53:53", "allowed.test", "A")
+	if err != nil || r.Rcode != "REFUSED" {
+		t.Errorf("offline gate: %+v %v, want REFUSED", r, err)
+	}
+
+	ns2, err := theLab.NewContainer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	named := configFor(t, ns2, policy(spec.ModeEnforce))
+	named.DNS, named.ResolvConf = nil, empty
+	err = egress.Setup(ctx, named)
+	if err == nil {
+		_ = egress.Teardown(named)
+		t.Fatal("a policy allowing names started without any resolver")
+	}
+	if !strings.Contains(err.Error(), "no nameserver in "+empty) || !strings.Contains(err.Error(), "dns.upstreams") {
+		t.Errorf("error = %v, want one naming the resolv.conf and dns.upstreams", err)
+	}
+	if out, err := nftList(t, ns2); err == nil {
+		t.Errorf("table left after the refused Setup:\n%s", out)
 	}
 }

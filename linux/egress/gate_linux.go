@@ -280,7 +280,7 @@ func prepareGate(configPath string) (*gate, error) {
 	if g.minTTL, g.maxTTL, err = ttlBounds(g.cfg.MinTTL, g.cfg.MaxTTL); err != nil {
 		return nil, err
 	}
-	if len(g.cfg.Upstreams) == 0 {
+	if len(g.cfg.Upstreams) == 0 && g.pl.resolves() {
 		return nil, errors.New("no upstream resolver")
 	}
 	g.upstreams = g.cfg.Upstreams
@@ -648,6 +648,10 @@ func (g *gate) forward(req *dns.Msg, tcp bool) (*dns.Msg, error) {
 }
 
 func (g *gate) exchange(m *dns.Msg, tcp bool) (*dns.Msg, error) {
+	if len(g.upstreams) == 0 {
+		// Only a policy that answers no name has none (plan.resolves).
+		return nil, errors.New("no upstream resolver")
+	}
 	var errs []error
 	for _, u := range g.upstreams {
 		resp, err := g.exchangeOne(m, u, tcp)

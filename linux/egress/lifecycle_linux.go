@@ -244,8 +244,10 @@ func Setup(ctx context.Context, cfg Config) (err error) {
 	if gc.MinTTL, gc.MaxTTL, err = ttlBounds(minT, maxT); err != nil {
 		return err
 	}
-	if gc.Upstreams, err = cfg.upstreams(); err != nil {
-		return err
+	if pl.resolves() {
+		if gc.Upstreams, err = cfg.upstreams(); err != nil {
+			return err
+		}
 	}
 
 	nsfd, key, err := openNetNS(cfg.NetNSPath)

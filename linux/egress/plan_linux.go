@@ -238,6 +238,23 @@ func (pl *plan) hasNames() bool {
 	return false
 }
 
+// resolves reports whether the gate may ever send a query upstream, that
+// is whether decide can answer some name: egress allowed by default, an
+// allow rule naming a host or matching every destination, or audit mode.
+// A policy that allows no name (an offline agent's) has its gate refuse
+// every query itself, and needs no upstream resolver.
+func (pl *plan) resolves() bool {
+	if pl.mode == spec.ModeAudit || pl.egressDefault == spec.Allow {
+		return true
+	}
+	for _, r := range pl.allow {
+		if r.anyAddr || len(r.hosts) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // nameVerdict is the gate's decision for one query name.
 type nameVerdict struct {
 	// answer: the name is resolved upstream and answered. False means

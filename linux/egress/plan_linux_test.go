@@ -219,6 +219,46 @@ func TestDecide(t *testing.T) {
 	}
 }
 
+// TestResolves: resolves (does the gate need an upstream?) must be true
+// whenever decide answers some name, so a policy that can answer a name
+// never runs without a resolver.
+func TestResolves(t *testing.T) {
+	deny := &spec.Egress{Default: spec.Deny}
+	for _, tc := range []struct {
+		name   string
+		egress *spec.Egress
+		mode   spec.Mode
+		want   bool
+		probe  string // a name decide must answer when want is true
+	}{
+		{"offline: deny, no rules", deny, spec.ModeEnforce, false, ""},
+		{"deny with CIDR allow only", &spec.Egress{Default: spec.Deny, Allow: []spec.Rule{{To: []spec.Peer{{CIDR: "192.0.2.0/24"}}}}}, spec.ModeEnforce, false, ""},
+		{"deny with a named allow", &spec.Egress{Default: spec.Deny, Allow: []spec.Rule{{To: []spec.Peer{{Host: "api.example.com"}}}}}, spec.ModeEnforce, true, "api.example.com"},
+		{"deny with an any-address allow", &spec.Egress{Default: spec.Deny, Allow: []spec.Rule{{Ports: []spec.Port{{Protocol: "tcp", Port: 443}}}}}, spec.ModeEnforce, true, "anything.test"},
+		{"default allow", &spec.Egress{Default: spec.Allow}, spec.ModeEnforce, true, "anything.test"},
+		{"offline in audit mode", deny, spec.ModeAudit, true, "anything.test"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pol := &spec.AgentPolicy{Mode: tc.mode, Network: &spec.Network{Egress: tc.egress}}
+			pl, err := compile(pol, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := pl.resolves(); got != tc.want {
+				t.Fatalf("resolves = %v, want %v", got, tc.want)
+			}
+			if tc.want && !pl.decide(tc.probe).answer {
+				t.Errorf("decide(%s) does not answer", tc.probe)
+			}
+			for _, n := range []string{"api.example.com", "anything.test", "x.y.z"} {
+				if !tc.want && pl.decide(n).answer {
+					t.Errorf("resolves is false but decide(%s) answers", n)
+				}
+			}
+		})
+	}
+}
+
 func TestEnforces(t *testing.T) {
 	open := &spec.AgentPolicy{Network: &spec.Network{Egress: &spec.Egress{Default: spec.Allow}, Ingress: &spec.Ingress{Default: spec.Allow, HostLoopback: spec.Allow}}}
 	pl, _ := compile(open, nil)
