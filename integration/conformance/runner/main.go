@@ -434,10 +434,23 @@ func cleanupHost(dir string) {
 	if err := os.RemoveAll(filepath.Join(dir, "tmp")); err != nil {
 		fmt.Fprintf(os.Stderr, "cleanup: %v\n", err)
 	}
+	// Relative cgroup paths land below the runtime's own cgroup in each
+	// hierarchy, which is not the root everywhere (on this CI host the
+	// memory hierarchy puts every process under /process_api/...).
+	bases := map[string]bool{"/": true}
+	if data, err := os.ReadFile("/proc/self/cgroup"); err == nil {
+		for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+			if f := strings.SplitN(line, ":", 3); len(f) == 3 {
+				bases[f[2]] = true
+			}
+		}
+	}
 	ctrls, _ := filepath.Glob("/sys/fs/cgroup/*")
 	for _, ctrl := range ctrls {
-		for _, p := range []string{"cgrouptest", "testdir/cgrouptest/container", "testdir/cgrouptest", "testdir"} {
-			_ = syscall.Rmdir(filepath.Join(ctrl, p))
+		for base := range bases {
+			for _, p := range []string{"cgrouptest", "testdir/cgrouptest/container", "testdir/cgrouptest", "testdir"} {
+				_ = syscall.Rmdir(filepath.Join(ctrl, base, p))
+			}
 		}
 	}
 }
