@@ -234,3 +234,46 @@ func TestHookCanExec(t *testing.T) {
 		t.Errorf("exec from the poststart hook: %q, want rc=0", data)
 	}
 }
+
+// TestForceDeletePaused: delete --force of a paused container that has a
+// process from a detached exec, for each kind of container the lifecycle
+// tests use, created or running, the exec through either path.
+// libcontainer's SIGKILL thaws the cgroup itself, and the container object
+// delete holds cannot follow when the container was paused while created
+// (libcontainer refuses the state change paused -> created). With the init
+// still in its exit, that object's Destroy refused (ErrPaused), and the
+// delete warned and left the container behind: TestRandomLifecycles with
+// seeds 20261128, 99 and 1234; this test, 2 runs of 4 before the fix.
+func TestForceDeletePaused(t *testing.T) {
+	l := newLifecycleRig(t, 0)
+	for kind, b := range l.bundles {
+		for _, start := range []string{"run", "create"} {
+			for _, path := range []string{"fast", "normal"} {
+				id := fmt.Sprintf("fdp%d-%s-%s", kind, start, path)
+				t.Run(id, func(t *testing.T) {
+					rt, execRT := l.rt, l.rt
+					if path == "normal" {
+						execRT = l.normal
+					}
+					if start == "run" {
+						rt.MustRun("run", "--detach", "--bundle", b.Dir, id)
+					} else {
+						rt.MustRun("create", "--bundle", b.Dir, id)
+					}
+					execRT.MustRun("exec", "--detach", id, "sleep", "1000")
+					rt.MustRun("pause", id)
+					res := rt.Run("delete", "--force", id)
+					if res.Err != nil || res.Stderr != "" {
+						t.Errorf("delete --force: %v %s", res.Err, res.Stderr)
+					}
+					if _, err := os.Stat(filepath.Join(rt.Root, id)); err == nil {
+						t.Error("state dir left")
+					}
+					if _, err := os.Stat(filepath.Join("/sys/fs/cgroup/pids", b.Spec.Linux.CgroupsPath)); err == nil {
+						t.Error("pids cgroup left")
+					}
+				})
+			}
+		}
+	}
+}

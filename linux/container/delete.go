@@ -64,6 +64,17 @@ func (r *Runtime) Delete(id string, force bool) error {
 		if err := killAndWait(c); err != nil {
 			return err
 		}
+		if st == libcontainer.Paused {
+			// libcontainer's SIGKILL thawed the cgroup behind c's back,
+			// and c cannot find out: a container paused while created
+			// refuses the state change paused -> created ("invalid
+			// state transition"), so c stays paused, and its Destroy
+			// refuses (ErrPaused) while the init is in its exit. A
+			// fresh load starts from what is there now.
+			if fresh, err := libcontainer.Load(r.Root, id); err == nil {
+				c = fresh
+			}
+		}
 	default:
 		return fmt.Errorf("cannot delete container %q that is not stopped: %s (use --force)", id, st)
 	}
@@ -72,19 +83,22 @@ func (r *Runtime) Delete(id string, force bool) error {
 }
 
 // killAndWait SIGKILLs the container and waits until its init is gone.
+// libcontainer's SIGKILL also thaws a paused container: frozen tasks
+// cannot act on it.
 func killAndWait(c *libcontainer.Container) error {
-	st, _ := c.Status()
-	_ = c.Signal(unix.SIGKILL)
-	if st == libcontainer.Paused {
-		// Frozen tasks cannot act on SIGKILL until thawed.
-		_ = c.Resume()
-	}
 	pid := 0
 	if ls, err := c.State(); err == nil {
 		pid = ls.InitProcessPid
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
+		// SIGKILL each time round: a cgroup frozen again meanwhile (a
+		// pause racing with this delete) is thawed again. Signal 0
+		// then says whether the init is
+		// there (SIGKILL does not when the pid namespace is the host's:
+		// it goes to the cgroup's processes, without a word once they
+		// are gone).
+		_ = c.Signal(unix.SIGKILL)
 		if err := c.Signal(unix.Signal(0)); err != nil {
 			return nil
 		}
