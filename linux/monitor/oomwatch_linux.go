@@ -98,6 +98,12 @@ func oomEventsV2(dir string) (<-chan struct{}, error) {
 		unix.Close(fd)
 		return nil, fmt.Errorf("watch cgroup.events: %w", err)
 	}
+	// memory.events changes on every event it counts (max, high, oom,
+	// oom_kill), so "oom_kill > 0" after a change, libcontainer's test,
+	// reports the first kill again at every later brush with the limit.
+	// One notification per kill: the count's growth since the last look,
+	// from its value when the watch starts.
+	killed, _ := keyValue(filepath.Join(dir, "memory.events"), "oom_kill")
 	ch := make(chan struct{})
 	go func() {
 		defer func() {
@@ -121,7 +127,11 @@ func oomEventsV2(dir string) (<-chan struct{}, error) {
 				}
 				switch int(ev.Wd) {
 				case memWd:
-					if v, ok := keyValue(filepath.Join(dir, "memory.events"), "oom_kill"); !ok || v > 0 {
+					v, ok := keyValue(filepath.Join(dir, "memory.events"), "oom_kill")
+					if !ok {
+						continue // gone with its cgroup: cgroup.events ends the watch
+					}
+					for ; killed < v; killed++ {
 						ch <- struct{}{}
 					}
 				case cgWd:
