@@ -94,10 +94,9 @@ func killAndWait(c *libcontainer.Container) error {
 	for time.Now().Before(deadline) {
 		// SIGKILL each time round: a cgroup frozen again meanwhile (a
 		// pause racing with this delete) is thawed again. Signal 0
-		// then says whether the init is
-		// there (SIGKILL does not when the pid namespace is the host's:
-		// it goes to the cgroup's processes, without a word once they
-		// are gone).
+		// then says whether the init is there (SIGKILL does not when
+		// the pid namespace is the host's: it goes to the cgroup's
+		// processes, without a word once they are gone).
 		_ = c.Signal(unix.SIGKILL)
 		if err := c.Signal(unix.Signal(0)); err != nil {
 			return nil
