@@ -124,8 +124,8 @@ r done 1
 poweroff -f
 `
 
-// stepLimit bounds each mxc-runtime call in the guest; a normal run takes
-// 12-20 s for all of them together under emulation. watchAfter is when a
+// stepLimit bounds each mxc-runtime call in the guest; the slowest, the
+// OOM steps, take 2-7 s under emulation, and the whole guest 34-44 s. watchAfter is when a
 // step counts as stalled and the guest dumps its processes.
 const (
 	stepLimit  = 90

@@ -88,7 +88,8 @@ func oomEventsV2(dir string) (<-chan struct{}, error) {
 	if err != nil {
 		return nil, fmt.Errorf("inotify: %w", err)
 	}
-	memWd, err := unix.InotifyAddWatch(fd, filepath.Join(dir, "memory.events"), unix.IN_MODIFY)
+	events := filepath.Join(dir, "memory.events")
+	memWd, err := unix.InotifyAddWatch(fd, events, unix.IN_MODIFY)
 	if err != nil {
 		unix.Close(fd)
 		return nil, fmt.Errorf("watch memory.events: %w", err)
@@ -103,7 +104,7 @@ func oomEventsV2(dir string) (<-chan struct{}, error) {
 	// reports the first kill again at every later brush with the limit.
 	// One notification per kill: the count's growth since the last look,
 	// from its value when the watch starts.
-	killed, _ := keyValue(filepath.Join(dir, "memory.events"), "oom_kill")
+	killed, _ := keyValue(events, "oom_kill")
 	ch := make(chan struct{})
 	go func() {
 		defer func() {
@@ -127,7 +128,7 @@ func oomEventsV2(dir string) (<-chan struct{}, error) {
 				}
 				switch int(ev.Wd) {
 				case memWd:
-					v, ok := keyValue(filepath.Join(dir, "memory.events"), "oom_kill")
+					v, ok := keyValue(events, "oom_kill")
 					if !ok {
 						continue // gone with its cgroup: cgroup.events ends the watch
 					}

@@ -29,6 +29,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/opencontainers/cgroups"
+
 	"mxc.dev/mxc/internal/reaper"
 )
 
@@ -438,12 +440,9 @@ func cleanupHost(dir string) {
 	// hierarchy, which is not the root everywhere (on this CI host the
 	// memory hierarchy puts every process under /process_api/...).
 	bases := map[string]bool{"/": true}
-	if data, err := os.ReadFile("/proc/self/cgroup"); err == nil {
-		for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
-			if f := strings.SplitN(line, ":", 3); len(f) == 3 {
-				bases[f[2]] = true
-			}
-		}
+	own, _ := cgroups.ParseCgroupFile("/proc/self/cgroup")
+	for _, p := range own {
+		bases[p] = true
 	}
 	ctrls, _ := filepath.Glob("/sys/fs/cgroup/*")
 	for _, ctrl := range ctrls {
