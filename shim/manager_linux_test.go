@@ -8,8 +8,12 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/containerd/containerd/api/types/runc/options"
+	"github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2/runc"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+	gorunc "github.com/containerd/go-runc"
 	runtimeoptions "github.com/containerd/containerd/api/types/runtimeoptions/v1"
 	"github.com/containerd/typeurl/v2"
 	"github.com/opencontainers/runtime-spec/specs-go/features"
@@ -109,5 +113,72 @@ func TestUseNodeConfig(t *testing.T) {
 	}
 	if err := s.useNodeConfig(""); err == nil {
 		t.Fatal("default node config accepted after a pinned one")
+	}
+}
+
+// The clean-up after a shim's exit (`shim delete`) calls the runtime's
+// delete unless the shim deleted the task's container itself and recorded
+// its exit; then it answers with that exit and runs no runtime.
+func TestStopAfterShimDelete(t *testing.T) {
+	dir := t.TempDir()
+	calls := filepath.Join(dir, "calls")
+	rt := filepath.Join(dir, "fake-runtime")
+	script := "#!/bin/sh\necho \"$*\" >> " + calls + "\n"
+	if err := os.WriteFile(rt, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ctx := namespaces.WithNamespace(context.Background(), "mxc-test")
+	exitedAt := time.Date(2026, 11, 28, 9, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name         string
+		marker, exit bool
+		wantRuntime  bool
+		wantStatus   int
+	}{
+		{name: "deleted by the shim", marker: true, exit: true, wantRuntime: false, wantStatus: 3},
+		{name: "no marker", exit: true, wantRuntime: true, wantStatus: 3},
+		{name: "marker without a recorded exit", marker: true, wantRuntime: true, wantStatus: 137},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			os.Remove(calls)
+			bundle := filepath.Join(t.TempDir(), "task1")
+			if err := os.MkdirAll(filepath.Join(bundle, "rootfs"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := runc.WriteRuntime(bundle, rt); err != nil {
+				t.Fatal(err)
+			}
+			if err := runc.WriteOptions(bundle, &options.Options{Root: filepath.Join(dir, "root")}); err != nil {
+				t.Fatal(err)
+			}
+			if tc.marker {
+				if err := os.WriteFile(filepath.Join(bundle, deletedMarker), nil, 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if tc.exit {
+				if err := runc.WriteExitStatus(bundle, gorunc.Exit{Timestamp: exitedAt, Pid: 42, Status: 3}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			t.Chdir(bundle)
+			st, err := NewManager().Stop(ctx, "task1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.ExitStatus != tc.wantStatus {
+				t.Fatalf("exit status %d, want %d", st.ExitStatus, tc.wantStatus)
+			}
+			if tc.exit && (st.Pid != 42 || !st.ExitedAt.Equal(exitedAt)) {
+				t.Fatalf("status %+v", st)
+			}
+			got, _ := os.ReadFile(calls)
+			if ran := len(got) > 0; ran != tc.wantRuntime {
+				t.Fatalf("runtime called: %v (%q), want %v", ran, got, tc.wantRuntime)
+			}
+			if tc.wantRuntime && !bytes.Contains(got, []byte("delete --force task1")) {
+				t.Fatalf("runtime call %q", got)
+			}
+		})
 	}
 }

@@ -31,6 +31,11 @@ const nodeConfigEnv = "MXC_CONFIG"
 // options.json the runc shim code writes, for the `delete` shim invocation.
 const bundleOptionsFile = "mxc-options.json"
 
+// deletedMarker, in a task's bundle, says that the runtime's delete of the
+// task's container succeeded through this shim: the container and every
+// piece of host state keyed by its id are gone (see mxcManager.Stop).
+const deletedMarker = "mxc-deleted"
+
 // drainTimeout bounds how long a task's deletion waits for its audit log.
 const drainTimeout = 3 * time.Second
 
@@ -46,8 +51,9 @@ type service struct {
 	helpers *helperWatchers
 
 	mu         sync.Mutex
-	nodeConfig *string         // MXC_CONFIG this shim process set; nil: not yet decided
-	followed   map[string]bool // tasks whose audit log is followed
+	nodeConfig *string           // MXC_CONFIG this shim process set; nil: not yet decided
+	followed   map[string]bool   // tasks whose audit log is followed
+	bundles    map[string]string // task id -> bundle, for the deletedMarker
 }
 
 func newTaskService(ctx context.Context, publisher shim.Publisher, sd shutdown.Service) (taskAPI.TTRPCTaskService, error) {
@@ -68,6 +74,7 @@ func newTaskService(ctx context.Context, publisher shim.Publisher, sd shutdown.S
 		audit:            newAuditForwarder(ctx, pub),
 		helpers:          newHelperWatchers(ctx),
 		followed:         map[string]bool{},
+		bundles:          map[string]string{},
 	}
 	sd.RegisterCallback(func(context.Context) error {
 		s.helpers.stopAll()
@@ -107,6 +114,9 @@ func (s *service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (*ta
 	if err != nil {
 		return resp, err
 	}
+	s.mu.Lock()
+	s.bundles[r.ID] = r.Bundle
+	s.mu.Unlock()
 	ns, err := namespaces.NamespaceRequired(ctx)
 	if err != nil {
 		log.G(ctx).WithError(err).Warn("mxc: no namespace; audit events of this task are not forwarded")
@@ -127,6 +137,11 @@ func (s *service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (*ta
 // then: the runtime's delete ends the container's policy monitor, the last
 // writer (an OOM event can come up to 200 ms after the init's exit).
 // A refused delete (task still running) keeps the follower.
+//
+// A delete that succeeded leaves the deletedMarker in the bundle: the runc
+// shim code returns success only when the runtime's delete did (or found
+// no container), so the clean-up containerd runs once this shim has exited
+// (the `delete` command, mxcManager.Stop) has nothing left to remove.
 func (s *service) Delete(ctx context.Context, r *taskAPI.DeleteRequest) (*taskAPI.DeleteResponse, error) {
 	resp, err := s.TTRPCTaskService.Delete(ctx, r)
 	if err != nil || r.ExecID != "" {
@@ -135,7 +150,15 @@ func (s *service) Delete(ctx context.Context, r *taskAPI.DeleteRequest) (*taskAP
 	s.mu.Lock()
 	followed := s.followed[r.ID]
 	delete(s.followed, r.ID)
+	bundle := s.bundles[r.ID]
+	delete(s.bundles, r.ID)
 	s.mu.Unlock()
+	if bundle != "" {
+		if err := os.WriteFile(filepath.Join(bundle, deletedMarker), nil, 0o600); err != nil {
+			// The clean-up then runs the runtime's delete, as without a marker.
+			log.G(ctx).WithError(err).Warn("mxc: mark task deleted")
+		}
+	}
 	if followed {
 		s.helpers.stop(r.ID)
 		s.audit.stop(r.ID, drainTimeout)
