@@ -199,17 +199,13 @@ func (s *stdio) resize() {
 	}
 }
 
-// signals catches every signal before the process starts, so none sent to
-// us in between is lost, then forwards them to pid1 and reaps children until
-// pid1 exits. mxc-runtime is a subreaper while it runs a foreground process.
+// signals catches every signal before the container's process starts, so
+// none sent to us in between is lost, then forwards them to pid1 and reaps
+// children until pid1 exits. mxc-runtime is a subreaper while it runs a
+// foreground process.
 type signals struct{ ch chan os.Signal }
 
-func catchSignals(subreaper bool) *signals {
-	if subreaper {
-		if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
-			logrus.Warnf("set subreaper: %v", err)
-		}
-	}
+func catchSignals() *signals {
 	s := &signals{ch: make(chan os.Signal, 2048)}
 	signal.Notify(s.ch)
 	return s
@@ -221,14 +217,20 @@ func catchSignals(subreaper bool) *signals {
 // foreground `run` and `exec`: per signal, the Go runtime hands the mask
 // change to its signal thread and waits for it, ~65 thread round trips of
 // waiting rather than CPU. Started as soon as the verb knows it runs in the
-// foreground, that overlaps with reading the spec and the policy; the
-// caller waits for it before the container's process starts, so no signal
-// for the container is lost. (A signal that comes before then is forwarded
-// once the process exists, where before it took its default action on
-// mxc-runtime.)
+// foreground, that overlaps with reading the spec and the policy (and for
+// `run`, the init's start-up); the caller waits for it before the
+// container's process starts, so no signal for the container is lost. (A
+// signal that comes before then is forwarded once the process exists,
+// where before it took its default action on mxc-runtime.) The subreaper
+// bit is set at once: it is one system call.
 func catchSignalsAsync(subreaper bool) func() *signals {
+	if subreaper {
+		if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+			logrus.Warnf("set subreaper: %v", err)
+		}
+	}
 	ch := make(chan *signals, 1)
-	go func() { ch <- catchSignals(subreaper) }()
+	go func() { ch <- catchSignals() }()
 	return sync.OnceValue(func() *signals { return <-ch })
 }
 
@@ -241,22 +243,33 @@ func (s *signals) forward(p *libcontainer.Process, io *stdio) (int, error) {
 	if err != nil {
 		return -1, err
 	}
+	// reap collects exited children; done once pid1 is among them.
+	reap := func() (status int, done bool) {
+		for {
+			var ws unix.WaitStatus
+			pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
+			if pid <= 0 || err != nil {
+				return 0, false
+			}
+			if pid == pid1 {
+				_, _ = p.Wait()
+				return utils.ExitStatus(ws), true
+			}
+		}
+	}
+	// pid1 may have exited before the handler caught SIGCHLD (a `run`
+	// waits for the handler only after Start): look once first.
+	if status, done := reap(); done {
+		return status, nil
+	}
 	io.resize()
 	for sig := range s.ch {
 		switch sig {
 		case unix.SIGWINCH:
 			io.resize()
 		case unix.SIGCHLD:
-			for {
-				var ws unix.WaitStatus
-				pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
-				if pid <= 0 || err != nil {
-					break
-				}
-				if pid == pid1 {
-					_, _ = p.Wait()
-					return utils.ExitStatus(ws), nil
-				}
+			if status, done := reap(); done {
+				return status, nil
 			}
 		case unix.SIGURG:
 			// Go's runtime preemption signal: not meant for the container.
