@@ -76,7 +76,7 @@ func main() {
 	flag.IntVar(&o.N, "n", 30, "timed iterations per scenario and runtime")
 	flag.IntVar(&o.Warmup, "warmup", 3, "untimed iterations first (page cache, dentries)")
 	flag.StringVar(&only, "only", "", "run only scenarios whose key matches this regexp")
-	flag.StringVar(&o.Doc, "doc", "", "markdown file to record the run in (empty: print only)")
+	flag.StringVar(&o.Doc, "doc", "", `markdown file to record the run in (empty or "-": print only)`)
 	flag.StringVar(&o.Label, "label", "", "label of this run in the history (e.g. short)")
 	flag.StringVar(&o.Work, "work", "/run", "where the scratch dir (bundle, state roots) is made; tmpfs preferred")
 	flag.BoolVar(&o.Tmpfs, "tmpfs", true, "mount a private tmpfs on the scratch dir when -work is not on tmpfs: state roots and bundles live on tmpfs as under a normal host's /run")
@@ -94,6 +94,9 @@ func main() {
 	flag.StringVar(&o.Shim.Image, "ctr-image", "docker.io/library/busybox-local:latest", "image (with /bin/true) imported into that containerd")
 	flag.Var(&o.Runtimes, "runtime", "name=path of a runtime (repeatable); the first is the subject of the ratios; names mxc-* are further mxc builds (A/B), run with mxc's policy and environment")
 	flag.Parse()
+	if o.Doc == "-" { // as BENCH_DOC=- in bench/run.sh, not a file named "-"
+		o.Doc = ""
+	}
 	if o.ParsePerf != "" {
 		if err := printPerfFile(o.ParsePerf); err != nil {
 			fmt.Fprintf(os.Stderr, "mxc-bench: %v\n", err)
