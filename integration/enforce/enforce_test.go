@@ -17,6 +17,7 @@ import (
 	"github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"mxc.dev/mxc/audit"
 	"mxc.dev/mxc/integration/harness"
 	"mxc.dev/mxc/spec"
 )
@@ -487,5 +488,47 @@ func TestOOMAuditEvent(t *testing.T) {
 	}
 	if res := r.Run("exec", id, "escape", "noop"); !strings.HasPrefix(res.Stdout, "OK") {
 		t.Errorf("the container is unusable after the OOM kill: %s %s", res.Stdout, res.Stderr)
+	}
+}
+
+// TestPolicyAppliedEvent: the policy.applied audit event names the
+// Landlock ABI in force, and says why when the agent runs without a
+// Landlock domain (no filesystem rule) instead of reporting ABI 0.
+func TestPolicyAppliedEvent(t *testing.T) {
+	r := harness.NewRuntime(t)
+	noFiles := basePolicy(spec.TierProcess)
+	noFiles.Filesystem = nil
+	for _, tc := range []struct {
+		name string
+		pol  *spec.AgentPolicy
+		want func(map[string]string) bool
+	}{
+		{"filesystem rules", basePolicy(spec.TierProcess), func(d map[string]string) bool {
+			abi, err := strconv.Atoi(d["landlockABI"])
+			return err == nil && abi > 0 && d["landlock"] == ""
+		}},
+		{"no filesystem rule", noFiles, func(d map[string]string) bool {
+			_, has := d["landlockABI"]
+			return !has && strings.HasPrefix(d["landlock"], "none needed")
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := agentBundle(t, tc.pol, "true")
+			id := newID("applied")
+			t.Cleanup(func() { r.Run("delete", "--force", id) })
+			r.MustRun("create", "--bundle", b.Dir, id)
+			var found bool
+			for _, ev := range auditEvents(t, r, id) {
+				if ev.Kind == audit.KindPolicy {
+					found = true
+					if !tc.want(ev.Detail) {
+						t.Errorf("policy.applied detail %v", ev.Detail)
+					}
+				}
+			}
+			if !found {
+				t.Error("no policy.applied event")
+			}
+		})
 	}
 }

@@ -445,7 +445,11 @@ func (e *Engine) AfterCreate(c *libcontainer.Container, eff *spec.Effective, cc 
 			"seccomp": strconv.FormatBool(rec.Enforcement != nil && rec.Enforcement.Seccomp),
 		}
 		if rec.Enforcement != nil {
-			detail["landlockABI"] = strconv.Itoa(rec.Enforcement.LandlockABI)
+			if abi := rec.Enforcement.LandlockABI; abi > 0 {
+				detail["landlockABI"] = strconv.Itoa(abi)
+			} else {
+				detail["landlock"] = noLandlockReason(eff, st)
+			}
 			if rec.Enforcement.IDRange != "" {
 				detail["idRange"] = rec.Enforcement.IDRange
 			}
@@ -644,6 +648,21 @@ func (e *Engine) Teardown(stateDir string, rec *container.Record) error {
 		}
 	}
 	return errors.Join(append(errs, session.wait())...)
+}
+
+// noLandlockReason says, for the policy.applied event, why a container's
+// agent runs without a Landlock domain (a "landlockABI": "0" read as a
+// kernel without Landlock).
+func noLandlockReason(eff *spec.Effective, st *state) string {
+	switch {
+	case eff.Policy.Mode == spec.ModeAudit:
+		return "none: audit mode"
+	case len(st.degraded) > 0:
+		return "none: degraded (see policy.degraded)"
+	case !eff.RestrictsFiles():
+		return "none needed: no filesystem rule, and the container's namespaces keep it apart"
+	}
+	return "none"
 }
 
 // EnsureHelpers implements container.PolicyEngine: the policy monitor
