@@ -306,6 +306,14 @@ func (e *Engine) PrepareProcess(p *libcontainer.Process, eff *spec.Effective, cc
 		if st == nil {
 			return errors.New("internal: PrepareProcess for an init without PrepareSpec")
 		}
+		// The id-mapped rootfs must be mounted before Start: the init's
+		// mount namespace is a copy of the host's made by nsexec, before
+		// any Go code of the init runs, and a mount made after that copy
+		// reaches it only through propagation, which a private mount
+		// above the runtime's root (tmpfs state roots often are) stops.
+		// (Holding the init back until the mount was done instead, to
+		// overlap its start-up, failed exactly so: "reopen fd: permission
+		// denied" on the bare mount point, once in ~30 runs.)
 		if err := st.idmap.wait(); err != nil {
 			return err
 		}
