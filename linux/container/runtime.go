@@ -303,11 +303,9 @@ func (r *Runtime) create(o CreateOpts, act action) (status int, retErr error) {
 	// Start: its ~1.5 ms of thread round trips then overlap the init's
 	// start-up instead of delaying it. Nothing of the container's runs
 	// before Exec, and forward reaps an init that died meanwhile (its
-	// SIGCHLD may have come before the handler). The price: a SIGINT or
-	// SIGTERM in the first ~2 ms of a `run`, which took its default action
-	// on mxc-runtime before anything existed, may now come during Start
-	// and leave the container created, as a kill -9 there does
-	// (`delete --force` removes it).
+	// SIGCHLD may have come before the handler). The interrupts (SIGINT,
+	// SIGTERM, SIGHUP, SIGQUIT) are caught from the start, so a Ctrl-C
+	// during Start reaches the container instead of leaving it created.
 	var sigs *signals
 	if !detach {
 		sigs = waitSigs()
