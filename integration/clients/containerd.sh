@@ -155,6 +155,11 @@ J
 		>"$D/containerd.log" 2>&1 </dev/null &
 	echo $! >"$D/containerd.pid"
 	wait_for 30 c version >/dev/null || { tail -30 "$D/containerd.log"; exit 1; }
+	if [ "$CRI" = 1 ] && [ -x "${CRICTL:-}" ]; then
+		# containerd answers before its CRI plugin has initialised (1.6: "server is
+		# not initialized yet"): the caller's first CRI call must not race that
+		wait_for 30 timeout 10 "$CRICTL" -r "unix://$SOCK" info >/dev/null || { tail -30 "$D/containerd.log"; exit 1; }
+	fi
 	echo "containerd $CTD_NAME up: pid $(cat "$D/containerd.pid") socket $SOCK"
 }
 
