@@ -125,8 +125,9 @@ poweroff -f
 `
 
 // stepLimit bounds each mxc-runtime call in the guest; the slowest, the
-// OOM steps, take 2-7 s under emulation, and the whole guest 34-44 s. watchAfter is when a
-// step counts as stalled and the guest dumps its processes.
+// OOM steps, take 2-7 s under emulation, and the whole guest 34-44 s.
+// watchAfter is when a step counts as stalled and the guest dumps its
+// processes.
 const (
 	stepLimit  = 90
 	watchAfter = 30

@@ -3,6 +3,7 @@ package monitor
 import (
 	"os"
 	"os/exec"
+	"syscall"
 	"testing"
 )
 
@@ -30,12 +31,14 @@ func TestAttribute(t *testing.T) {
 	// A parent whose command line is an `exec` of container cid under
 	// --root /run/x (sh keeps its arguments in its cmdline; the ":" keeps a
 	// shell that would exec its last command from doing so).
+	// Its own process group, so that the cleanup ends the shell's sleep too.
 	parent := exec.Command("sh", "-c", "sleep 30; :", "mxc-runtime", "--root", "/run/x", "exec", "cid", "escape")
+	parent.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := parent.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		_ = parent.Process.Kill()
+		_ = syscall.Kill(-parent.Process.Pid, syscall.SIGKILL)
 		_ = parent.Wait()
 	})
 	gone := goneProcess(t)
