@@ -4,6 +4,9 @@
 # the peers need. Idempotent and quick when everything is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# grep -q exits at its first match; under pipefail the writer's SIGPIPE would fail the
+# pipeline (141) although the match was found. This grep reads all of its input.
+qgrep() { grep "$@" >/dev/null; }
 
 PKGS=(
 	gcc make git pkg-config libseccomp-dev            # static build with libseccomp
@@ -16,7 +19,7 @@ PKGS=(
 )
 missing=()
 for p in "${PKGS[@]}"; do
-	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | qgrep "install ok installed" || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
 	echo "deps: apt-get install ${missing[*]}"
@@ -30,13 +33,13 @@ go mod download
 # crun 1.8 refuses to run while the hugetlb controller sits on the cgroup v2
 # side of a hybrid host: give it a v1 hierarchy (what the benchmarks and
 # conformance runs need to compare with crun).
-if [ "$(stat -fc %T /sys/fs/cgroup)" = tmpfs ] && ! awk '$5=="/sys/fs/cgroup/hugetlb"' /proc/self/mountinfo | grep -q .; then
+if [ "$(stat -fc %T /sys/fs/cgroup)" = tmpfs ] && ! awk '$5=="/sys/fs/cgroup/hugetlb"' /proc/self/mountinfo | qgrep .; then
 	mkdir -p /sys/fs/cgroup/hugetlb
 	mount -t cgroup -o hugetlb cgroup /sys/fs/cgroup/hugetlb 2>/dev/null ||
 		echo "deps: note: could not mount a v1 hugetlb hierarchy (crun comparisons may fail)" >&2
 fi
 # /run/netns as a shared mount point, as `ip netns` and CNI expect.
 mkdir -p /run/netns
-awk '$5=="/run/netns"' /proc/self/mountinfo | grep -q . || mount --bind /run/netns /run/netns
+awk '$5=="/run/netns"' /proc/self/mountinfo | qgrep . || mount --bind /run/netns /run/netns
 mount --make-shared /run/netns
 echo "deps: ok"

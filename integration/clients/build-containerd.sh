@@ -10,7 +10,7 @@ need go jq
 V=$CONTAINERD_VERSION
 out=$CTD2_BIN
 if [ -x "$out/containerd" ] && [ -x "$out/ctr" ] && [ -x "$out/containerd-shim-runc-v2" ] &&
-	"$out/containerd" --version 2>/dev/null | grep -q " ${V} "; then
+	"$out/containerd" --version 2>/dev/null | qgrep " ${V} "; then
 	echo "containerd $V cached in $out"; exit 0
 fi
 src=$(timeout 600 go mod download -json "github.com/containerd/containerd/v2@$V" | jq -r .Dir)

@@ -8,7 +8,7 @@ need go jq
 [ $# -gt 0 ] || set -- v1.37.0
 for V in "$@"; do
 	out=$(cri_tools_bin "$V")
-	if [ -x "$out/crictl" ] && [ -x "$out/critest" ] && "$out/crictl" --version 2>/dev/null | grep -q "${V#v}"; then
+	if [ -x "$out/crictl" ] && [ -x "$out/critest" ] && "$out/crictl" --version 2>/dev/null | qgrep "${V#v}"; then
 		echo "cri-tools $V cached in $out"; continue
 	fi
 	src=$(timeout 600 go mod download -json "sigs.k8s.io/cri-tools@$V" | jq -r .Dir)

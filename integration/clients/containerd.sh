@@ -148,7 +148,7 @@ J
 		# `ip netns add` does), else a pod's netns mount can hide under the one containerd
 		# makes lazily ("unlinkat /run/netns/cni-...: device or resource busy")
 		mkdir -p /run/netns
-		awk '$5=="/run/netns"' /proc/self/mountinfo | grep -q . || mount --bind /run/netns /run/netns
+		awk '$5=="/run/netns"' /proc/self/mountinfo | qgrep . || mount --bind /run/netns /run/netns
 		mount --make-shared /run/netns
 	fi
 	PATH="${SHIM_PATH:+$SHIM_PATH:}$CTD_BIN:$PATH" setsid "$CTD_BIN/containerd" --config "$D/config.toml" \

@@ -16,7 +16,7 @@ missing() { printf 'MISS  %s\n' "$*"; bad=1; }
 # cgroup v1 hybrid: crun 1.8 wants every controller it knows on v1 when the host is
 # hybrid; hugetlb (not mounted on v1 by this VM's init) goes to a v1 hierarchy
 if [ "$(stat -fc %T /sys/fs/cgroup)" = tmpfs ] && grep -qw hugetlb /proc/cgroups; then
-	if awk '$5=="/sys/fs/cgroup/hugetlb"' /proc/self/mountinfo | grep -q .; then ok "hugetlb on cgroup v1"
+	if awk '$5=="/sys/fs/cgroup/hugetlb"' /proc/self/mountinfo | qgrep .; then ok "hugetlb on cgroup v1"
 	elif [ "$FIX" = 1 ] && mkdir -p /sys/fs/cgroup/hugetlb && mount -t cgroup -o hugetlb cgroup /sys/fs/cgroup/hugetlb; then
 		ok "mounted the hugetlb v1 hierarchy"
 	else warn "hugetlb not on cgroup v1 (FIX=1 mounts it; crun may fail without)"; fi
@@ -32,5 +32,5 @@ done
 for p in bridge host-local portmap loopback; do
 	[ -x /usr/lib/cni/$p ] && ok "CNI $p" || missing "CNI plugin /usr/lib/cni/$p (containernetworking-plugins)"
 done
-file -L /bin/busybox 2>/dev/null | grep -q static && ok "/bin/busybox static" || missing "/bin/busybox not static (busybox-static)"
+file -L /bin/busybox 2>/dev/null | qgrep static && ok "/bin/busybox static" || missing "/bin/busybox not static (busybox-static)"
 [ $bad = 0 ]

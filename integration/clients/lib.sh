@@ -59,6 +59,13 @@ step() {
 	rm -f "$out"
 	return $rc
 }
+# qgrep ARGS...: grep -q that reads its whole input. Every script here, and every step
+# string, runs with pipefail; grep -q exits at the first match, so a writer still
+# writing (ip addr show, ctr, curl) dies of SIGPIPE and the pipeline fails with 141
+# although the match was found. qgrep keeps pipefail's point (a failing writer fails
+# the pipeline) without that race. Exported so that step's `bash -c` strings see it.
+qgrep() { grep "$@" >/dev/null; }
+export -f qgrep
 skip() { skipped=$((skipped + 1)); printf 'skip  %6s   %s\n' - "$*"; }
 # timed CMD...: run CMD in this shell and add its wall time to the policy checks' total,
 # which summary prints ("policy checks took N.Ns"; run-all sums them over the flows)
@@ -246,7 +253,7 @@ egress_gone() {
 	return 1
 }
 # nft_table_gone NETNS_PATH: the namespace is gone, or holds no mxc table
-nft_table_gone() { [ ! -e "$1" ] || ! nsenter --net="$1" nft list tables 2>/dev/null | grep -q 'inet mxc'; }
+nft_table_gone() { [ ! -e "$1" ] || ! nsenter --net="$1" nft list tables 2>/dev/null | qgrep 'inet mxc'; }
 # in-container probes (busybox): resolve, HTTP GET with nc (Debian's static busybox
 # wget segfaults on some paths), connect
 PROBE_GET="printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3"

@@ -18,7 +18,7 @@ w=$(mktemp -d); trap 'rm -rf "$w"' EXIT
 # pause_rootfs DIR: catatonit (static) in pause mode, else a tiny Go pause; sets PAUSE_EP
 pause_rootfs() {
 	mkdir -p "$1"
-	if command -v catatonit >/dev/null && file -L "$(command -v catatonit)" | grep -q 'statically linked'; then
+	if command -v catatonit >/dev/null && file -L "$(command -v catatonit)" | qgrep 'statically linked'; then
 		cp "$(command -v catatonit)" "$1/pause"; PAUSE_EP='["/pause","-P"]' # -P: pause mode
 		return
 	fi

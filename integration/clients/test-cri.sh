@@ -78,7 +78,7 @@ image-endpoint: unix://$SOCK
 timeout: 30
 Y
 step "CRI up, handlers of the snippet loaded" "cc info -o json | jq -e '.config.containerd.runtimes | has(\"mxc\")' >/dev/null"
-step "CNI network ready"   "for i in \$(seq 40); do cc info -o json | jq -e '.status.conditions[] | select(.type==\"NetworkReady\") | .status' | grep -q true && exit 0; sleep 0.25; done; exit 1"
+step "CNI network ready"   "for i in \$(seq 40); do cc info -o json | jq -e '.status.conditions[] | select(.type==\"NetworkReady\") | .status' | qgrep true && exit 0; sleep 0.25; done; exit 1"
 step "images pulled from the loopback registry" "cc pull $PAUSE_REF >/dev/null && cc pull $BUSYBOX_REF >/dev/null"
 W=$D/smoke; rm -rf "$W"; mkdir -p "$W/logs"
 
@@ -111,18 +111,18 @@ for h in $HANDLERS; do
 	cid=$(cc create "$pod" "$W/web-$h.json" "$W/pod-$h.json" 2>"$W/err"); echo "${cid:-}" >"$W/web-$h.id"
 	step "[$h] create"              "test -n '$cid' || { cat $W/err; exit 1; }"
 	step "[$h] start"               "cc start $cid"
-	step "[$h] exec"                "cc exec $cid echo exec-ok | grep -qx exec-ok"
-	step "[$h] exec exit status"    "out=\$(cc exec $cid sh -c 'exit 3' 2>&1); echo \"\$out\" | grep -q 'exit code 3'"
-	step "[$h] handler recorded"    "cc inspectp $pod | jq -r '.status.runtimeHandler // .info.runtimeHandler' | grep -qx $h"
+	step "[$h] exec"                "cc exec $cid echo exec-ok | qgrep -x exec-ok"
+	step "[$h] exec exit status"    "out=\$(cc exec $cid sh -c 'exit 3' 2>&1); echo \"\$out\" | qgrep 'exit code 3'"
+	step "[$h] handler recorded"    "cc inspectp $pod | jq -r '.status.runtimeHandler // .info.runtimeHandler' | qgrep -x $h"
 	ip=$(cc inspectp "$pod" 2>/dev/null | jq -r .status.network.ip)
 	if [ "$h" != runc ] && runtime_is_mxc "$MXC_RUNTIME"; then
 		# the pod's io.mxc.* annotations make a policy apply, and a policy that says
 		# nothing about ingress denies it: the host cannot connect in
 		step "[$h] host -> pod IP $ip refused (policy: ingress default deny)" "sleep 0.5; ! curl -fsS -m 2 http://$ip/"
 	else
-		step "[$h] host -> pod IP $ip"  "for i in \$(seq 20); do curl -fsS -m 2 http://$ip/ | grep -qx hello-pod && exit 0; sleep 0.25; done; exit 1"
+		step "[$h] host -> pod IP $ip"  "for i in \$(seq 20); do curl -fsS -m 2 http://$ip/ | qgrep -x hello-pod && exit 0; sleep 0.25; done; exit 1"
 	fi
-	step "[$h] logs"                "cc logs $cid | grep -q started"
+	step "[$h] logs"                "cc logs $cid | qgrep started"
 	if [ "$h" != runc ]; then
 		step "[$h] io.mxc.* pod annotations reach the OCI spec, others do not" "
 			jq -e '.annotations[\"io.mxc.identity\"] == \"smoke-agent\" and (.annotations | has(\"other.example/not-passed\") | not)' \$(bundle $cid) &&
@@ -142,9 +142,9 @@ duo=$(cc runp --runtime $h "$W/pod-duo.json" 2>/dev/null)
 ca=$(cc create "$duo" "$W/a.json" "$W/pod-duo.json" 2>/dev/null) && cc start "$ca" >/dev/null
 cb=$(cc create "$duo" "$W/b.json" "$W/pod-duo.json" 2>/dev/null) && cc start "$cb" >/dev/null
 export duo ca cb
-step "[pod] two containers running"      "cc ps -p $duo -q --state running | wc -l | grep -qx 2"
+step "[pod] two containers running"      "cc ps -p $duo -q --state running | wc -l | qgrep -x 2"
 step "[pod] one netns for both"           "[ \"\$(cc exec $ca readlink /proc/self/ns/net)\" = \"\$(cc exec $cb readlink /proc/self/ns/net)\" ]"
-step "[pod] b reaches a on localhost"     "for i in \$(seq 20); do cc exec $cb wget -q -O- http://127.0.0.1/ | grep -qx hello-pod && exit 0; sleep 0.25; done; exit 1"
+step "[pod] b reaches a on localhost"     "for i in \$(seq 20); do cc exec $cb wget -q -O- http://127.0.0.1/ | qgrep -x hello-pod && exit 0; sleep 0.25; done; exit 1"
 step "[pod] one shim for sandbox + 2 containers" "[ \$(( \$(shims $shimkind) - $shims_before )) = 1 ]"
 step "[pod] pod annotations on every container's spec" "for x in $duo $ca $cb; do jq -e '.annotations[\"io.mxc.identity\"] == \"duo-agent\"' \$(bundle \$x) >/dev/null || exit 1; done"
 step "[pod] same netns path handed to the runtime" "[ \"\$(jq -r '.linux.namespaces[] | select(.type==\"network\") | .path' \$(bundle $ca))\" = \"\$(jq -r '.linux.namespaces[] | select(.type==\"network\") | .path' \$(bundle $cb))\" ]"
@@ -172,7 +172,7 @@ policy_checks() {
 	ctr_json p '["sleep","1000"]' >"$W/p.json"
 	local pp pc
 	pp=$(cc runp --runtime mxc "$W/pod-pol.json" 2>/dev/null); pc=$(cc create "$pp" "$W/p.json" "$W/pod-pol.json" 2>/dev/null) && cc start "$pc" >/dev/null
-	step "policy: pod write inside readwrite path" "cc exec $pc sh -c 'echo ok >/tmp/x && cat /tmp/x' | grep -qx ok"
+	step "policy: pod write inside readwrite path" "cc exec $pc sh -c 'echo ok >/tmp/x && cat /tmp/x' | qgrep -x ok"
 	step "policy: pod write outside readwrite denied" "! cc exec $pc sh -c 'echo bad >/root/x'"
 	step "policy: pod denied path unreadable" "! cc exec $pc cat /etc/hostname"
 	# egress: the web pod of handler runc is a destination on our own CNI bridge; nc, not
@@ -182,15 +182,15 @@ policy_checks() {
 	local ap ac dp dc
 	pod_json allow mxc "{\"io.mxc.network.allow\":\"$dst/32:80\"}" >"$W/pod-allow.json"
 	ap=$(cc runp --runtime mxc "$W/pod-allow.json" 2>/dev/null); ac=$(cc create "$ap" "$W/p.json" "$W/pod-allow.json" 2>/dev/null) && cc start "$ac" >/dev/null
-	step "policy: egress to $dst:80 allowed (io.mxc.network.allow)" "cc exec $ac sh -c \"$get\" | grep -q hello-pod"
+	step "policy: egress to $dst:80 allowed (io.mxc.network.allow)" "cc exec $ac sh -c \"$get\" | qgrep hello-pod"
 	pod_json deny mxc '{"io.mxc.network.allow":"192.0.2.1/32:443"}' >"$W/pod-deny.json"
 	dp=$(cc runp --runtime mxc "$W/pod-deny.json" 2>/dev/null); dc=$(cc create "$dp" "$W/p.json" "$W/pod-deny.json" 2>/dev/null) && cc start "$dc" >/dev/null
-	step "policy: egress to $dst denied (allowed elsewhere only)" "! cc exec $dc sh -c \"$get\" | grep -q hello-pod"
+	step "policy: egress to $dst denied (allowed elsewhere only)" "! cc exec $dc sh -c \"$get\" | qgrep hello-pod"
 	if [ "$FLAVOR" = v2 ]; then
 		local op oc
 		pod_json off mxc-offline >"$W/pod-off.json"
 		op=$(cc runp --runtime mxc-offline "$W/pod-off.json" 2>/dev/null); oc=$(cc create "$op" "$W/p.json" "$W/pod-off.json" 2>/dev/null) && cc start "$oc" >/dev/null
-		step "policy: handler mxc-offline (node policy) denies egress" "! cc exec $oc sh -c \"$get\" | grep -q hello-pod"
+		step "policy: handler mxc-offline (node policy) denies egress" "! cc exec $oc sh -c \"$get\" | qgrep hello-pod"
 	fi
 	for x in "$ap" "$dp" "${op:-}"; do [ -n "$x" ] && { cc stopp "$x"; cc rmp "$x"; } >/dev/null 2>&1; done
 	egress_pod
@@ -210,7 +210,7 @@ egress_pod() {
 	echo "destinations: $ALLOWED_NAME -> $a, $DENIED_NAME -> $b (testdns $DNS_ADDR)"
 	dns_set "$D" "$ALLOWED_NAME" "$a" "$DENIED_NAME" "$b"
 	local get_b="$PROBE_GET $b 80"
-	step "[egress pod] control: runc pod reaches $b" "for i in \$(seq 20); do cc exec $(cat "$W/web-runc.id") sh -c \"$get_b\" | grep -q hello-pod && exit 0; sleep 0.25; done; exit 1"
+	step "[egress pod] control: runc pod reaches $b" "for i in \$(seq 20); do cc exec $(cat "$W/web-runc.id") sh -c \"$get_b\" | qgrep hello-pod && exit 0; sleep 0.25; done; exit 1"
 	local ann ep ea eb netns g gp shim root=$RT_ROOT/k8s.io
 	ann=$(jq -cn --arg allow "$ALLOWED_NAME:80" '{"io.mxc.identity": "pod-agent", "io.mxc.network.allow": $allow,
 		"io.mxc.fs.readonly": "/", "io.mxc.fs.readwrite": "/tmp", "io.mxc.fs.deny": "/etc/hostname"}')
@@ -222,7 +222,7 @@ egress_pod() {
 	[ -n "$ep" ] || return
 	ea=$(cc create "$ep" "$W/ea.json" "$W/pod-egress.json" 2>/dev/null) && cc start "$ea" >/dev/null
 	eb=$(cc create "$ep" "$W/eb.json" "$W/pod-egress.json" 2>/dev/null) && cc start "$eb" >/dev/null
-	step "[egress pod] two containers running" "cc ps -p $ep -q --state running | wc -l | grep -qx 2"
+	step "[egress pod] two containers running" "cc ps -p $ep -q --state running | wc -l | qgrep -x 2"
 	netns=$(jq -r '.linux.namespaces[] | select(.type=="network") | .path' "$(bundle "$ep")")
 	shim=$(pgrep -f "^[^ ]*containerd-shim-$shimkind-v2 .*-id $ep( |\$)" | head -1)
 	# (the sandbox's by its bind mount, the containers' as /proc/<pause pid>/ns/net)
@@ -246,18 +246,18 @@ egress_pod() {
 	# unreachable, the other address reset at once
 	held() {
 		local x=$1 tag=$2
-		step "[egress pod] $tag: $ALLOWED_NAME resolves to $a" "cc exec $x nslookup $ALLOWED_NAME | tee /dev/stderr | grep -q 'Address:* $a\$'"
-		step "[egress pod] $tag: $ALLOWED_NAME:80 reachable by name" "cc exec $x sh -c \"$PROBE_GET $ALLOWED_NAME 80\" | grep -q hello-pod"
+		step "[egress pod] $tag: $ALLOWED_NAME resolves to $a" "cc exec $x nslookup $ALLOWED_NAME | tee /dev/stderr | qgrep 'Address:* $a\$'"
+		step "[egress pod] $tag: $ALLOWED_NAME:80 reachable by name" "cc exec $x sh -c \"$PROBE_GET $ALLOWED_NAME 80\" | qgrep hello-pod"
 		step "[egress pod] $tag: $DENIED_NAME REFUSED by the gate" "
-			out=\$(cc exec $x nslookup $DENIED_NAME 2>&1); echo \"\$out\"; echo \"\$out\" | grep -q REFUSED && ! echo \"\$out\" | grep -q '$b'"
-		step "[egress pod] $tag: $DENIED_NAME unreachable by name" "! cc exec $x sh -c \"$PROBE_GET $DENIED_NAME 80\" | grep -q hello-pod"
+			out=\$(cc exec $x nslookup $DENIED_NAME 2>&1); echo \"\$out\"; echo \"\$out\" | qgrep REFUSED && ! echo \"\$out\" | qgrep '$b'"
+		step "[egress pod] $tag: $DENIED_NAME unreachable by name" "! cc exec $x sh -c \"$PROBE_GET $DENIED_NAME 80\" | qgrep hello-pod"
 		step "[egress pod] $tag: direct address $b refused at once (reset)" "
-			out=\$(cc exec $x sh -c \"$get_b\" 2>&1); rc=\$?; echo \"rc=\$rc \$out\"; [ \$rc != 0 ] && echo \"\$out\" | grep -qi refused"
+			out=\$(cc exec $x sh -c \"$get_b\" 2>&1); rc=\$?; echo \"rc=\$rc \$out\"; [ \$rc != 0 ] && echo \"\$out\" | qgrep -i refused"
 	}
 	held "$ea" "container a"
 	held "$eb" "container b"
 	step "[egress pod] container b: file rules of the pod annotations" "
-		cc exec $eb sh -c 'echo ok >/tmp/x && cat /tmp/x' | grep -qx ok && ! cc exec $eb sh -c 'echo bad >/root/x' && ! cc exec $eb cat /etc/hostname"
+		cc exec $eb sh -c 'echo ok >/tmp/x && cat /tmp/x' | qgrep -x ok && ! cc exec $eb sh -c 'echo bad >/root/x' && ! cc exec $eb cat /etc/hostname"
 	if [ "$FLAVOR" = v2 ]; then
 		step "[egress pod] /mxc/audit carries dns.deny $DENIED_NAME and net.deny $b for container b (agent pod-agent)" "
 			while kill -0 $watch_pid 2>/dev/null; do sleep 0.1; done; cat $watch_out
@@ -273,7 +273,7 @@ egress_pod() {
 	fi
 	# one container leaves: the other stays held by the same rules
 	step "[egress pod] stop + rm container a" "cc stop -t 2 $ea >/dev/null && cc rm $ea >/dev/null"
-	step "[egress pod] a's ref gone, the gate still serves b" "! test -e $g/refs/$ea && test -e $g/refs/$eb && proc_alive \"\$(gate_proc $g)\" && nsenter --net=$netns nft list tables | grep -qx 'table inet mxc'"
+	step "[egress pod] a's ref gone, the gate still serves b" "! test -e $g/refs/$ea && test -e $g/refs/$eb && proc_alive \"\$(gate_proc $g)\" && nsenter --net=$netns nft list tables | qgrep -x 'table inet mxc'"
 	held "$eb" "after a left, container b"
 	gp=$(gate_proc "$g")
 	# the pod leaves: nothing of mxc's may remain

@@ -81,18 +81,18 @@ export R OPTS RT_ROOT
 socks_before=$(ls /run/containerd/s 2>/dev/null | sort)
 
 echo "== containerd $CONTAINERD_VERSION + containerd-shim-mxc-v2 -> $MXC_RUNTIME"
-step "run --rm: output"                    "c run --rm $R $I a-rm echo hi | grep -qx hi"
+step "run --rm: output"                    "c run --rm $R $I a-rm echo hi | qgrep -x hi"
 step "run --rm: exit status 7 comes back"  "c run --rm $R $I a-exit sh -c 'exit 7'; [ \$? = 7 ]"
 step "run -d"                              "c run -d $R $I a-d sh -c 'echo \$\$ >/tmp/pid; exec sleep 1000'"
 step "task RUNNING under the mxc shim"     "c tasks ls | grep -E '^a-d +[0-9]+ +RUNNING' && pgrep -f '^[^ ]*containerd-shim-mxc-v2 -namespace $NS -id a-d -address $SOCK'"
 step "runtime state in the Root option"    "test -d $RT_ROOT/$NS/a-d"
-step "exec: output"                        "c tasks exec --exec-id e1 a-d sh -c 'echo exec-ok' | grep -qx exec-ok"
+step "exec: output"                        "c tasks exec --exec-id e1 a-d sh -c 'echo exec-ok' | qgrep -x exec-ok"
 step "exec: exit status 3 comes back"      "c tasks exec --exec-id e2 a-d sh -c 'exit 3'; [ \$? = 3 ]"
-step "exec: same pid namespace"            "c tasks exec --exec-id e3 a-d cat /tmp/pid | grep -qx 1"
-step "ps lists the init process"           "c tasks ps a-d | awk 'NR>1' | grep -q ."
+step "exec: same pid namespace"            "c tasks exec --exec-id e3 a-d cat /tmp/pid | qgrep -x 1"
+step "ps lists the init process"           "c tasks ps a-d | awk 'NR>1' | qgrep ."
 step "pause"                               "c tasks pause a-d && c tasks ls | grep -E '^a-d .*PAUSED'"
 step "resume"                              "c tasks resume a-d && c tasks ls | grep -E '^a-d .*RUNNING'"
-step "kill -s KILL, task STOPPED"          "c tasks kill -s KILL a-d && for i in \$(seq 40); do c tasks ls | grep -qE '^a-d .*STOPPED' && exit 0; sleep 0.25; done; exit 1"
+step "kill -s KILL, task STOPPED"          "c tasks kill -s KILL a-d && for i in \$(seq 40); do c tasks ls | qgrep -E '^a-d .*STOPPED' && exit 0; sleep 0.25; done; exit 1"
 step "delete task and container"           "c tasks rm a-d && c containers rm a-d && ! test -e $RT_ROOT/$NS/a-d"
 # SIGTERM reaches the container's init, whose handler decides the exit status
 step "kill (SIGTERM) -> handler's exit status 42" "
@@ -144,22 +144,22 @@ step "MxcConfig reaches the runtime as MXC_CONFIG" "
 printf 'BinaryNam = "%s"\n' "$MXC_RUNTIME" >"$D/opts-bad.toml"
 step "bad option key: refused, naming the key" "
 	out=\$(c run --rm --runtime io.containerd.mxc.v2 --runtime-config-path $D/opts-bad.toml $I a-bad true 2>&1); rc=\$?
-	echo \"\$out\"; [ \$rc != 0 ] && echo \"\$out\" | grep -q 'unknown key(s) BinaryNam'"
+	echo \"\$out\"; [ \$rc != 0 ] && echo \"\$out\" | qgrep 'unknown key(s) BinaryNam'"
 printf 'BinaryName = "/nonexistent/mxc-runtime"\n' >"$D/opts-nobin.toml"
 step "missing BinaryName: refused, naming it" "
 	out=\$(c run --rm --runtime io.containerd.mxc.v2 --runtime-config-path $D/opts-nobin.toml $I a-nobin true 2>&1); rc=\$?
-	echo \"\$out\"; [ \$rc != 0 ] && echo \"\$out\" | grep -q 'BinaryName'"
-step "refused tasks left no container state" "c containers rm a-bad a-nobin 2>/dev/null; ! c tasks ls -q | grep -q . && ! ls $RT_ROOT/$NS 2>/dev/null | grep -q ."
+	echo \"\$out\"; [ \$rc != 0 ] && echo \"\$out\" | qgrep 'BinaryName'"
+step "refused tasks left no container state" "c containers rm a-bad a-nobin 2>/dev/null; ! c tasks ls -q | qgrep . && ! ls $RT_ROOT/$NS 2>/dev/null | qgrep ."
 
 # --- policy enforcement through ctr --annotation (needs mxc-runtime)
 policy_checks() {
 	local P="--annotation io.mxc.fs.readonly=/ --annotation io.mxc.fs.readwrite=/tmp --annotation io.mxc.fs.deny=/etc/hostname"
-	step "policy: write inside readwrite path" "c run --rm $R $P $I p-rw sh -c 'echo ok >/tmp/x && cat /tmp/x' | grep -qx ok"
+	step "policy: write inside readwrite path" "c run --rm $R $P $I p-rw sh -c 'echo ok >/tmp/x && cat /tmp/x' | qgrep -x ok"
 	step "policy: write outside readwrite denied" "! c run --rm $R $P $I p-ro sh -c 'echo bad >/root/x'"
 	step "policy: denied path unreadable"  "! c run --rm $R $P $I p-deny cat /etc/hostname"
 	step "policy: invalid policy refused at create" "
 		out=\$(c run --rm $R --annotation io.mxc.isolation=bogus $I p-bad true 2>&1); rc=\$?
-		echo \"\$out\"; c containers rm p-bad 2>/dev/null; [ \$rc != 0 ] && echo \"\$out\" | grep -q 'io.mxc.isolation'"
+		echo \"\$out\"; c containers rm p-bad 2>/dev/null; [ \$rc != 0 ] && echo \"\$out\" | qgrep 'io.mxc.isolation'"
 
 	# egress by name: the shim's MxcConfig option names the node config that points the
 	# gate at testdns; the policy comes in io.mxc.* annotations
@@ -167,9 +167,9 @@ policy_checks() {
 	printf 'BinaryName = "%s"\nRoot = "%s"\nMxcConfig = "%s"\n' "$MXC_RUNTIME" "$RT_ROOT" "$D/config.yaml" >"$D/opts-dns.toml"
 	dns_set "$D" "$ALLOWED_NAME" "$ADDR_A" "$DENIED_NAME" "$ADDR_B"
 	egress_lab_up >"$D/lab.log" 2>&1
-	step "egress: lab netns $NS_C <-> $NS_W (web on $ADDR_A, $ADDR_B)" "cat $D/lab.log; ip -n $NS_W -o addr show mxcitw0 | grep -q ' $ADDR_B/' && kill -0 \$(cat $D/httpd.pid)"
+	step "egress: lab netns $NS_C <-> $NS_W (web on $ADDR_A, $ADDR_B)" "cat $D/lab.log; ip -n $NS_W -o addr show mxcitw0 | qgrep ' $ADDR_B/' && kill -0 \$(cat $D/httpd.pid)"
 	step "egress: control: both addresses reachable from $NS_C without mxc" "
-		for i in \$(seq 20); do ip netns exec $NS_C busybox sh -c \"$PROBE_GET $ADDR_A 80 && $PROBE_GET $ADDR_B 80\" | grep -c hello-mxc | grep -qx 2 && exit 0; sleep 0.25; done; exit 1"
+		for i in \$(seq 20); do ip netns exec $NS_C busybox sh -c \"$PROBE_GET $ADDR_A 80 && $PROBE_GET $ADDR_B 80\" | grep -c hello-mxc | qgrep -x 2 && exit 0; sleep 0.25; done; exit 1"
 	local eg=p-egress g gp
 	"$AUDITWATCH" -address "$SOCK" -namespace "$NS" -container $eg -until-kinds dns.deny,net.deny -timeout 90s \
 		-ready "$D/eg-watch.ready" >"$D/eg-audit.json" 2>"$D/eg-watch.err" & watch_pid=$!
@@ -182,13 +182,13 @@ policy_checks() {
 		step "egress: table in $NS_C, gate served, monitor up" "egress_live '$gp' $RT_ROOT/$NS $eg /run/netns/$NS_C"
 		# no resolv.conf in a ctr container: glibc and busybox ask 127.0.0.1, which
 		# the table redirects to the gate like any port-53 packet
-		step "egress: exec: $ALLOWED_NAME resolves to $ADDR_A" "c tasks exec --exec-id n1 $eg nslookup $ALLOWED_NAME 127.0.0.1 | tee /dev/stderr | grep -q 'Address:* $ADDR_A\$'"
-		step "egress: exec: $ALLOWED_NAME:80 reachable by name" "c tasks exec --exec-id h1 $eg sh -c \"$PROBE_GET $ALLOWED_NAME 80\" | grep -q hello-mxc"
+		step "egress: exec: $ALLOWED_NAME resolves to $ADDR_A" "c tasks exec --exec-id n1 $eg nslookup $ALLOWED_NAME 127.0.0.1 | tee /dev/stderr | qgrep 'Address:* $ADDR_A\$'"
+		step "egress: exec: $ALLOWED_NAME:80 reachable by name" "c tasks exec --exec-id h1 $eg sh -c \"$PROBE_GET $ALLOWED_NAME 80\" | qgrep hello-mxc"
 		step "egress: exec: $DENIED_NAME REFUSED by the gate" "
-			out=\$(c tasks exec --exec-id n2 $eg nslookup $DENIED_NAME 127.0.0.1 2>&1); echo \"\$out\"; echo \"\$out\" | grep -q REFUSED && ! echo \"\$out\" | grep -q '$ADDR_B'"
-		step "egress: exec: $DENIED_NAME unreachable by name" "! c tasks exec --exec-id h2 $eg sh -c \"$PROBE_GET $DENIED_NAME 80\" | grep -q hello-mxc"
+			out=\$(c tasks exec --exec-id n2 $eg nslookup $DENIED_NAME 127.0.0.1 2>&1); echo \"\$out\"; echo \"\$out\" | qgrep REFUSED && ! echo \"\$out\" | qgrep '$ADDR_B'"
+		step "egress: exec: $DENIED_NAME unreachable by name" "! c tasks exec --exec-id h2 $eg sh -c \"$PROBE_GET $DENIED_NAME 80\" | qgrep hello-mxc"
 		step "egress: exec: direct address $ADDR_B refused at once (reset)" "
-			out=\$(c tasks exec --exec-id h3 $eg sh -c \"$PROBE_GET $ADDR_B 80\" 2>&1); rc=\$?; echo \"rc=\$rc \$out\"; [ \$rc != 0 ] && echo \"\$out\" | grep -qi refused"
+			out=\$(c tasks exec --exec-id h3 $eg sh -c \"$PROBE_GET $ADDR_B 80\" 2>&1); rc=\$?; echo \"rc=\$rc \$out\"; [ \$rc != 0 ] && echo \"\$out\" | qgrep -i refused"
 		step "egress: /mxc/audit carries dns.deny $DENIED_NAME and net.deny $ADDR_B (agent ctr-agent)" "
 			while kill -0 $watch_pid 2>/dev/null; do sleep 0.1; done; cat $D/eg-audit.json
 			audit_has '.kind==\"dns.deny\" and .detail.name==\"$DENIED_NAME\" and .agent==\"ctr-agent\"' <$D/eg-audit.json &&
@@ -200,7 +200,7 @@ policy_checks() {
 			for i in \$(seq 60); do np=\$(jq -r .monitorPid \$m/mxc.json)
 				[ \"\$np\" != \"\$mp\" ] && pgrep -f \"policy-monitor \$m/\" >/dev/null && break; sleep 0.25; done
 			echo \"monitor \$mp -> \$np\"; [ \"\$np\" != \"\$mp\" ] &&
-			ip netns exec $NS_C busybox nslookup $ALLOWED_NAME 127.0.0.1 | tee /dev/stderr | grep -q 'Address:* $ADDR_A\$'"
+			ip netns exec $NS_C busybox nslookup $ALLOWED_NAME 127.0.0.1 | tee /dev/stderr | qgrep 'Address:* $ADDR_A\$'"
 		gp=$(gate_proc "$g")
 	else
 		skip "egress by name: the gate's upstream is not the test's"
@@ -208,7 +208,7 @@ policy_checks() {
 	kill "$watch_pid" 2>/dev/null; watch_pid=
 	step "egress: kill + delete" "c tasks kill -s KILL $eg; sleep 0.3; c tasks rm -f $eg && c containers rm $eg"
 	step "egress: no table left in $NS_C, no gate, monitor or runtime state" "nft_table_gone /run/netns/$NS_C && egress_gone '${g:-}' '${gp:-}' $RT_ROOT/$NS $eg"
-	step "egress: control: $NS_C reaches $ADDR_B again without mxc" "ip netns exec $NS_C busybox sh -c \"$PROBE_GET $ADDR_B 80\" | grep -q hello-mxc"
+	step "egress: control: $NS_C reaches $ADDR_B again without mxc" "ip netns exec $NS_C busybox sh -c \"$PROBE_GET $ADDR_B 80\" | qgrep hello-mxc"
 	step "egress: $DENIED_NAME never reached the upstream" "cat $D/dns.log; grep -q '^$ALLOWED_NAME ' $D/dns.log && ! grep -q '^$DENIED_NAME ' $D/dns.log"
 	egress_lab_down
 }

@@ -85,7 +85,7 @@ export I
 
 echo "== dockerd 20.10 + daemon.json runtimes mxc, mxc-offline -> $MXC_RUNTIME"
 step "runtimes from deploy/docker/daemon.json" "dk info --format '{{json .Runtimes}}' | jq -e 'has(\"mxc\") and has(\"mxc-offline\") and has(\"mxc-allowlist\")'"
-step "run --rm --runtime mxc"                 "dk run --rm --runtime mxc $I echo hi | grep -qx hi"
+step "run --rm --runtime mxc"                 "dk run --rm --runtime mxc $I echo hi | qgrep -x hi"
 step "the runtime under test was called"      "grep -q ' create --bundle ' $D/trace.log"
 step "run --rm: exit status 5 comes back"     "dk run --rm --runtime mxc $I sh -c 'exit 5'; [ \$? = 5 ]"
 step "run --rm --runtime mxc-offline: runtimeArgs reach the runtime" "
@@ -93,17 +93,17 @@ step "run --rm --runtime mxc-offline: runtimeArgs reach the runtime" "
 for net in bridge none; do
 	c=mxc-it-$net
 	step "[$net] run -d (httpd)"              "dk run -d --name $c --network $net --runtime mxc $I sh -c 'mkdir -p /www && echo hello-mxc >/www/index.html && exec httpd -f -p 80 -h /www'"
-	step "[$net] inspect: runtime mxc"        "dk inspect -f '{{.HostConfig.Runtime}}' $c | grep -qx mxc"
-	step "[$net] exec"                        "dk exec $c sh -c 'echo exec-ok' | grep -qx exec-ok"
+	step "[$net] inspect: runtime mxc"        "dk inspect -f '{{.HostConfig.Runtime}}' $c | qgrep -x mxc"
+	step "[$net] exec"                        "dk exec $c sh -c 'echo exec-ok' | qgrep -x exec-ok"
 	step "[$net] exec exit status"            "dk exec $c sh -c 'exit 4'; [ \$? = 4 ]"
-	step "[$net] in-container http"           "for i in \$(seq 20); do dk exec $c wget -q -O- http://127.0.0.1/ | grep -qx hello-mxc && exit 0; sleep 0.25; done; exit 1"
+	step "[$net] in-container http"           "for i in \$(seq 20); do dk exec $c wget -q -O- http://127.0.0.1/ | qgrep -x hello-mxc && exit 0; sleep 0.25; done; exit 1"
 	if [ $net = none ]; then
 		step "[none] only loopback"           "links=\$(dk exec $c ip -o link | awk '{print \$2}' | tr -d :); echo \$links; [ \"\$links\" = lo ]"
 	else
 		ip=$(dk inspect -f '{{.NetworkSettings.IPAddress}}' $c); echo "$ip" >"$D/web.ip"
-		step "[bridge] host -> container $ip" "curl -fsS -m 3 http://$ip/ | grep -qx hello-mxc"
+		step "[bridge] host -> container $ip" "curl -fsS -m 3 http://$ip/ | qgrep -x hello-mxc"
 		# nc, not wget: Debian's static busybox wget segfaults on this path
-		step "[bridge] container -> container" "dk run --rm --runtime mxc $I sh -c 'printf \"GET / HTTP/1.0\r\n\r\n\" | nc -w 3 $ip 80' | grep -q hello-mxc"
+		step "[bridge] container -> container" "dk run --rm --runtime mxc $I sh -c 'printf \"GET / HTTP/1.0\r\n\r\n\" | nc -w 3 $ip 80' | qgrep hello-mxc"
 	fi
 	step "[$net] pause/unpause"               "dk pause $c && dk unpause $c"
 	step "[$net] stop"                        "dk stop -t 5 $c"
@@ -127,9 +127,9 @@ policy_checks() {
 	dns_set "$D" "$ALLOWED_NAME" "$a" "$DENIED_NAME" "$b"
 	get_a="$PROBE_GET $a 80" get_b="$PROBE_GET $b 80"
 	step "policy: mxc (no policy) reaches both destinations $a, $b" "
-		dk run --rm --runtime mxc $I sh -c \"$get_a && $get_b\" | grep -c hello-mxc | grep -qx 2"
-	step "policy: mxc-offline (egress deny) cannot reach $a" "! dk run --rm --runtime mxc-offline $I sh -c \"$get_a\" | grep -q hello-mxc"
-	step "policy: mxc-offline, --network none still runs" "dk run --rm --network none --runtime mxc-offline $I echo ok | grep -qx ok"
+		dk run --rm --runtime mxc $I sh -c \"$get_a && $get_b\" | grep -c hello-mxc | qgrep -x 2"
+	step "policy: mxc-offline (egress deny) cannot reach $a" "! dk run --rm --runtime mxc-offline $I sh -c \"$get_a\" | qgrep hello-mxc"
+	step "policy: mxc-offline, --network none still runs" "dk run --rm --network none --runtime mxc-offline $I echo ok | qgrep -x ok"
 	local net c id g gp root=$D/exec/runtime-runc/moby
 	for net in bridge none; do
 		c=mxc-it-eg-$net
@@ -144,21 +144,21 @@ policy_checks() {
 		# the resolver of resolv.conf (the host's) on the bridge; without a route
 		# (--network none) only a loopback address can be asked at all
 		local srv=; [ $net = none ] && srv=127.0.0.1
-		step "[$net] egress: exec: $ALLOWED_NAME resolves to $a${srv:+ (resolver $srv)}" "dk exec $c nslookup $ALLOWED_NAME $srv | tee /dev/stderr | grep -q 'Address:* $a\$'"
+		step "[$net] egress: exec: $ALLOWED_NAME resolves to $a${srv:+ (resolver $srv)}" "dk exec $c nslookup $ALLOWED_NAME $srv | tee /dev/stderr | qgrep 'Address:* $a\$'"
 		step "[$net] egress: exec: $DENIED_NAME REFUSED by the gate" "
-			out=\$(dk exec $c nslookup $DENIED_NAME $srv 2>&1); echo \"\$out\"; echo \"\$out\" | grep -q REFUSED && ! echo \"\$out\" | grep -q '$b'"
+			out=\$(dk exec $c nslookup $DENIED_NAME $srv 2>&1); echo \"\$out\"; echo \"\$out\" | qgrep REFUSED && ! echo \"\$out\" | qgrep '$b'"
 		if [ $net = bridge ]; then
-			step "[bridge] egress: $ALLOWED_NAME:80 reachable by name" "dk exec $c sh -c \"$PROBE_GET $ALLOWED_NAME 80\" | grep -q hello-mxc"
-			step "[bridge] egress: $DENIED_NAME unreachable by name" "! dk exec $c sh -c \"$PROBE_GET $DENIED_NAME 80\" | grep -q hello-mxc"
+			step "[bridge] egress: $ALLOWED_NAME:80 reachable by name" "dk exec $c sh -c \"$PROBE_GET $ALLOWED_NAME 80\" | qgrep hello-mxc"
+			step "[bridge] egress: $DENIED_NAME unreachable by name" "! dk exec $c sh -c \"$PROBE_GET $DENIED_NAME 80\" | qgrep hello-mxc"
 			step "[bridge] egress: direct address $b refused at once (reset)" "
-				out=\$(dk exec $c sh -c \"$get_b\" 2>&1); rc=\$?; echo \"rc=\$rc \$out\"; [ \$rc != 0 ] && echo \"\$out\" | grep -qi refused"
+				out=\$(dk exec $c sh -c \"$get_b\" 2>&1); rc=\$?; echo \"rc=\$rc \$out\"; [ \$rc != 0 ] && echo \"\$out\" | qgrep -i refused"
 			step "[bridge] egress: audit has dns.deny $DENIED_NAME, net.deny $b" "
 				ev=\$('$MXC_RUNTIME' --root $root events --audit --no-follow $id); echo \"\$ev\" | tail -5
 				echo \"\$ev\" | audit_has '.kind==\"dns.deny\" and .detail.name==\"$DENIED_NAME\"' &&
 				echo \"\$ev\" | audit_has '.kind==\"net.deny\" and .detail.dst==\"$b\" and .detail.port==\"80\"'"
 		else
 			step "[none] egress: only loopback, $a unreachable" "
-				dk exec $c ip -o link | awk '{print \$2}' | tr -d : | grep -qx lo && ! dk exec $c sh -c \"$get_a\" | grep -q hello-mxc"
+				dk exec $c ip -o link | awk '{print \$2}' | tr -d : | qgrep -x lo && ! dk exec $c sh -c \"$get_a\" | qgrep hello-mxc"
 			step "[none] egress: audit has dns.deny $DENIED_NAME" "
 				'$MXC_RUNTIME' --root $root events --audit --no-follow $id | audit_has '.kind==\"dns.deny\" and .detail.name==\"$DENIED_NAME\"'"
 		fi

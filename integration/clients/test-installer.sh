@@ -33,8 +33,8 @@ step "2.4: install"                     "inst $r 2.4.2 install"
 step "2.4: binaries + node policy laid out" "test -x $r/usr/local/bin/mxc-runtime && test -x $r/usr/local/bin/containerd-shim-mxc-v2 && test -x $r/usr/local/bin/mxc-monitor && test -f $r/etc/mxc/policies/offline-node.yaml"
 step "2.4: containerd reads handlers mxc + mxc-offline" "
 	dump $r $CTD2_BIN/containerd >$W/d24 || { cat $W/dump.err; exit 1; }
-	grep -A12 \"runtimes.mxc\\]\" $W/d24 | grep -q \"runtime_type = 'io.containerd.mxc.v2'\" &&
-	grep -A12 \"runtimes.mxc\\]\" $W/d24 | grep -q \"pod_annotations = \\['io.mxc.\\*'\\]\" &&
+	grep -A12 \"runtimes.mxc\\]\" $W/d24 | qgrep \"runtime_type = 'io.containerd.mxc.v2'\" &&
+	grep -A12 \"runtimes.mxc\\]\" $W/d24 | qgrep \"pod_annotations = \\['io.mxc.\\*'\\]\" &&
 	grep -q \"runtimes.mxc-offline.options\\]\" $W/d24 &&
 	grep -q \"MxcConfig = '/etc/mxc/policies/offline-node.yaml'\" $W/d24 &&
 	grep -q \"runtimes.runc\\]\" $W/d24"
@@ -48,16 +48,16 @@ cp "$r/etc/containerd/config.toml" "$W/orig16"
 step "1.6: install"                     "inst $r 1.6.20 install"
 step "1.6: containerd 1.6 reads handler mxc, runc kept" "
 	dump $r /usr/bin/containerd >$W/d16 || { cat $W/dump.err; exit 1; }
-	grep -A14 'runtimes.mxc\\]' $W/d16 | grep -q 'runtime_type = \"io.containerd.runc.v2\"' &&
-	grep -A14 'runtimes.mxc\\]' $W/d16 | grep -q 'pod_annotations = \\[\"io.mxc.\\*\"\\]' &&
-	grep -A6 'runtimes.mxc.options\\]' $W/d16 | grep -q 'BinaryName = \"/usr/local/bin/mxc-runtime\"' &&
+	grep -A14 'runtimes.mxc\\]' $W/d16 | qgrep 'runtime_type = \"io.containerd.runc.v2\"' &&
+	grep -A14 'runtimes.mxc\\]' $W/d16 | qgrep 'pod_annotations = \\[\"io.mxc.\\*\"\\]' &&
+	grep -A6 'runtimes.mxc.options\\]' $W/d16 | qgrep 'BinaryName = \"/usr/local/bin/mxc-runtime\"' &&
 	grep -q 'runtimes.runc\\]' $W/d16"
 step "1.6: install again keeps one block" "inst $r 1.6.20 install && [ \$(grep -c '^# BEGIN mxc' $r/etc/containerd/config.toml) = 1 ]"
 step "1.6: uninstall restores config"   "inst $r 1.6.20 uninstall && cmp $W/orig16 $r/etc/containerd/config.toml"
 
 # no containerd config yet (2.x): one is written with the imports line
 r=$W/n0; mkdir -p "$r/etc"
-step "none: install writes a config"   "inst $r 2.4.2 install && dump $r $CTD2_BIN/containerd | grep -q \"runtimes.mxc\\]\""
+step "none: install writes a config"   "inst $r 2.4.2 install && dump $r $CTD2_BIN/containerd | qgrep \"runtimes.mxc\\]\""
 step "none: uninstall removes it"      "inst $r 2.4.2 uninstall && ! test -e $r/etc/containerd/config.toml"
 # a config with its own imports list: ours is appended to it, and removed again
 r=$W/n2; mkdir -p "$r/etc/containerd"

@@ -69,14 +69,14 @@ step "load image"                       "pm image exists $I || pm load -q -i $IM
 I=$(pm images --format '{{.Repository}}:{{.Tag}}' | grep busybox-local | head -1)
 export I
 echo "== podman 4.3 + containers.conf runtime mxc -> $MXC_RUNTIME"
-step "run --rm --runtime mxc"           "pm --runtime mxc run --rm $I echo hi | grep -qx hi"
-step "run --rm --runtime PATH"          "pm --runtime $MXC_RUNTIME run --rm $I echo hi | grep -qx hi"
+step "run --rm --runtime mxc"           "pm --runtime mxc run --rm $I echo hi | qgrep -x hi"
+step "run --rm --runtime PATH"          "pm --runtime $MXC_RUNTIME run --rm $I echo hi | qgrep -x hi"
 step "run --rm: exit status 6 comes back" "pm --runtime mxc run --rm $I sh -c 'exit 6'; [ \$? = 6 ]"
 step "run --rm --network none"          "links=\$(pm --runtime mxc run --rm --network none $I ip -o link | awk '{print \$2}' | tr -d :); echo \$links; [ \"\$links\" = lo ]"
 step "run -d"                           "pm --runtime mxc run -d --name mxc-it-p --annotation io.mxc.identity=podman-agent --annotation other.example/x=y $I sleep 1000"
-step "the container runs on the runtime" "pm inspect -f '{{.OCIRuntime}}' mxc-it-p | grep -qx mxc"
+step "the container runs on the runtime" "pm inspect -f '{{.OCIRuntime}}' mxc-it-p | qgrep -x mxc"
 step "--annotation io.mxc.* in the OCI config" "jq -e '.annotations[\"io.mxc.identity\"] == \"podman-agent\"' $D/root/overlay-containers/\$(pm inspect -f '{{.Id}}' mxc-it-p)/userdata/config.json"
-step "exec"                             "pm exec mxc-it-p echo exec-ok | grep -qx exec-ok"
+step "exec"                             "pm exec mxc-it-p echo exec-ok | qgrep -x exec-ok"
 step "exec exit status"                 "pm exec mxc-it-p sh -c 'exit 4'; [ \$? = 4 ]"
 step "stop"                             "pm stop -t 2 mxc-it-p"
 step "rm"                               "pm rm mxc-it-p"
@@ -97,7 +97,7 @@ policy_checks() {
 	# (what /etc/mxc/config.yaml would say on a node)
 	dns_up "$D"; NODE_CONFIG=$D/config.yaml; node_config_dns >"$NODE_CONFIG"
 	local P="--annotation io.mxc.fs.readonly=/ --annotation io.mxc.fs.readwrite=/tmp --annotation io.mxc.fs.deny=/etc/hostname"
-	step "policy: write inside readwrite path"    "pm --runtime mxc run --rm $P $I sh -c 'echo ok >/tmp/x && cat /tmp/x' | grep -qx ok"
+	step "policy: write inside readwrite path"    "pm --runtime mxc run --rm $P $I sh -c 'echo ok >/tmp/x && cat /tmp/x' | qgrep -x ok"
 	step "policy: write outside readwrite denied" "! pm --runtime mxc run --rm $P $I sh -c 'echo bad >/root/x'"
 	step "policy: denied path unreadable"         "! pm --runtime mxc run --rm $P $I cat /etc/hostname"
 	step "policy: invalid policy refused"         "! pm --runtime mxc run --rm --annotation io.mxc.isolation=bogus $I true"
@@ -107,9 +107,9 @@ policy_checks() {
 	echo "destinations: $ALLOWED_NAME -> $a, $DENIED_NAME -> $b (testdns $DNS_ADDR)"
 	dns_set "$D" "$ALLOWED_NAME" "$a" "$DENIED_NAME" "$b"
 	get_a="$PROBE_GET $a 80" get_b="$PROBE_GET $b 80"
-	step "policy: no policy reaches both destinations $a, $b" "pm --runtime mxc run --rm $I sh -c \"$get_a && $get_b\" | grep -c hello-mxc | grep -qx 2"
-	step "policy: egress to $a:80 allowed (io.mxc.network.allow CIDR)" "pm --runtime mxc run --rm --annotation io.mxc.network.allow=$a/32:80 $I sh -c \"$get_a\" | grep -q hello-mxc"
-	step "policy: egress to $a denied (allowed elsewhere only)" "! pm --runtime mxc run --rm --annotation io.mxc.network.allow=192.0.2.1/32:443 $I sh -c \"$get_a\" | grep -q hello-mxc"
+	step "policy: no policy reaches both destinations $a, $b" "pm --runtime mxc run --rm $I sh -c \"$get_a && $get_b\" | grep -c hello-mxc | qgrep -x 2"
+	step "policy: egress to $a:80 allowed (io.mxc.network.allow CIDR)" "pm --runtime mxc run --rm --annotation io.mxc.network.allow=$a/32:80 $I sh -c \"$get_a\" | qgrep hello-mxc"
+	step "policy: egress to $a denied (allowed elsewhere only)" "! pm --runtime mxc run --rm --annotation io.mxc.network.allow=192.0.2.1/32:443 $I sh -c \"$get_a\" | qgrep hello-mxc"
 	# --runtime PATH and the whole policy in --annotation io.mxc.policy: file rules and
 	# egress by name; the node config (the gate's upstream) as a runtime flag, the way
 	# podman hands a runtime its global options (--runtime-flag config=FILE: --config)
@@ -128,19 +128,19 @@ policy_checks() {
 		jq -e --argjson p '$pol' '.annotations[\"io.mxc.policy\"] | fromjson == \$p' $D/root/overlay-containers/\$(pm inspect -f '{{.Id}}' $c)/userdata/config.json"
 	id=$(pm inspect -f '{{.Id}}' $c 2>/dev/null) pid=$(pm inspect -f '{{.State.Pid}}' $c 2>/dev/null)
 	step "[policy] effective policy stored with the container" "'$MXC_RUNTIME' policy show $id | jq -e '.policy.identity.agent == \"podman-agent\" and (.policy.network.egress.allow[0].to[0].host == \"$ALLOWED_NAME\")'"
-	step "[policy] file: write inside readwrite path" "pm exec $c sh -c 'echo ok >/tmp/x && cat /tmp/x' | grep -qx ok"
+	step "[policy] file: write inside readwrite path" "pm exec $c sh -c 'echo ok >/tmp/x && cat /tmp/x' | qgrep -x ok"
 	step "[policy] file: write outside readwrite denied" "! pm exec $c sh -c 'echo bad >/root/x'"
 	step "[policy] file: denied path unreadable" "! pm exec $c cat /etc/hostname"
 	if step "[policy] egress: the gate asks testdns $DNS_ADDR" "gate_upstream_is '$id' $DNS_ADDR"; then
 		g=$(gate_dir "$id") gp=$(gate_proc "$g")
 		step "[policy] egress: table in the container's netns, gate served, monitor up" "egress_live '$gp' $root $id /proc/$pid/ns/net"
-		step "[policy] egress: $ALLOWED_NAME resolves to $a" "pm exec $c nslookup $ALLOWED_NAME | tee /dev/stderr | grep -q 'Address:* $a\$'"
-		step "[policy] egress: $ALLOWED_NAME:80 reachable by name" "pm exec $c sh -c \"$PROBE_GET $ALLOWED_NAME 80\" | grep -q hello-mxc"
+		step "[policy] egress: $ALLOWED_NAME resolves to $a" "pm exec $c nslookup $ALLOWED_NAME | tee /dev/stderr | qgrep 'Address:* $a\$'"
+		step "[policy] egress: $ALLOWED_NAME:80 reachable by name" "pm exec $c sh -c \"$PROBE_GET $ALLOWED_NAME 80\" | qgrep hello-mxc"
 		step "[policy] egress: $DENIED_NAME REFUSED by the gate" "
-			out=\$(pm exec $c nslookup $DENIED_NAME 2>&1); echo \"\$out\"; echo \"\$out\" | grep -q REFUSED && ! echo \"\$out\" | grep -q '$b'"
-		step "[policy] egress: $DENIED_NAME unreachable by name" "! pm exec $c sh -c \"$PROBE_GET $DENIED_NAME 80\" | grep -q hello-mxc"
+			out=\$(pm exec $c nslookup $DENIED_NAME 2>&1); echo \"\$out\"; echo \"\$out\" | qgrep REFUSED && ! echo \"\$out\" | qgrep '$b'"
+		step "[policy] egress: $DENIED_NAME unreachable by name" "! pm exec $c sh -c \"$PROBE_GET $DENIED_NAME 80\" | qgrep hello-mxc"
 		step "[policy] egress: direct address $b refused at once (reset)" "
-			out=\$(pm exec $c sh -c \"$get_b\" 2>&1); rc=\$?; echo \"rc=\$rc \$out\"; [ \$rc != 0 ] && echo \"\$out\" | grep -qi refused"
+			out=\$(pm exec $c sh -c \"$get_b\" 2>&1); rc=\$?; echo \"rc=\$rc \$out\"; [ \$rc != 0 ] && echo \"\$out\" | qgrep -i refused"
 		step "[policy] audit has dns.deny $DENIED_NAME, net.deny $b (agent podman-agent)" "
 			ev=\$('$MXC_RUNTIME' events --audit --no-follow $id); echo \"\$ev\" | tail -5
 			echo \"\$ev\" | audit_has '.kind==\"dns.deny\" and .detail.name==\"$DENIED_NAME\" and .agent==\"podman-agent\"' &&
