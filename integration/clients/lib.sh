@@ -223,7 +223,7 @@ node_config_dns() { printf 'dns:\n  upstreams: ["%s"]\n' "$DNS_ADDR"; }
 
 # gate_dir ID: the gate state dir (/run/mxc-egress/ns-*) holding container ID's ref
 EGRESS_RUN_DIR=${EGRESS_RUN_DIR:-/run/mxc-egress}
-gate_dir() { local r; r=$(ls -d "$EGRESS_RUN_DIR"/ns-*/refs/"$1" 2>/dev/null | head -1); [ -n "$r" ] && dirname "$(dirname "$r")"; }
+gate_dir() { local r; r=$(ls -d "$EGRESS_RUN_DIR"/ns-*/refs/"$1" 2>/dev/null | sed -n 1p); [ -n "$r" ] && dirname "$(dirname "$r")"; }
 # gate_upstream_is ID ADDR: container ID's gate serves and asks exactly ADDR upstream
 gate_upstream_is() {
 	local g; g=$(gate_dir "$1") || { echo "no gate holds container $1"; return 1; }

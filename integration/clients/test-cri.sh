@@ -224,7 +224,7 @@ egress_pod() {
 	eb=$(cc create "$ep" "$W/eb.json" "$W/pod-egress.json" 2>/dev/null) && cc start "$eb" >/dev/null
 	step "[egress pod] two containers running" "cc ps -p $ep -q --state running | wc -l | qgrep -x 2"
 	netns=$(jq -r '.linux.namespaces[] | select(.type=="network") | .path' "$(bundle "$ep")")
-	shim=$(pgrep -f "^[^ ]*containerd-shim-$shimkind-v2 .*-id $ep( |\$)" | head -1)
+	shim=$(pgrep -f "^[^ ]*containerd-shim-$shimkind-v2 .*-id $ep( |\$)" | sed -n 1p)
 	# (the sandbox's by its bind mount, the containers' as /proc/<pause pid>/ns/net)
 	step "[egress pod] sandbox and both containers in one netns ($netns)" "
 		want=\$(stat -L -c %i $netns)

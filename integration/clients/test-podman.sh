@@ -66,7 +66,7 @@ trap down EXIT
 down
 I=localhost/busybox-local:latest
 step "load image"                       "pm image exists $I || pm load -q -i $IMAGES_DIR/busybox-local.tar"
-I=$(pm images --format '{{.Repository}}:{{.Tag}}' | grep busybox-local | head -1)
+I=$(pm images --format '{{.Repository}}:{{.Tag}}' | grep busybox-local | sed -n 1p)
 export I
 echo "== podman 4.3 + containers.conf runtime mxc -> $MXC_RUNTIME"
 step "run --rm --runtime mxc"           "pm --runtime mxc run --rm $I echo hi | qgrep -x hi"

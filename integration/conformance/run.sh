@@ -110,7 +110,7 @@ rm -rf "$logs"
 mkdir -p "$logs"
 (cd "$repo" && CGO_ENABLED=0 go build -o "$work/runner" ./integration/conformance/runner)
 
-log "runtime-tools $version: mxc=$mxc ($("$mxc" --version | head -1)), runc=$RUNC ($("$RUNC" --version | head -1))"
+log "runtime-tools $version: mxc=$mxc ($("$mxc" --version | sed -n 1p)), runc=$RUNC ($("$RUNC" --version | sed -n 1p))"
 "$work/runner" \
 	-suite "$suite" -rootfs "$suite/rootfs.tar.gz" -work "$work" -logs "$logs" \
 	-timeout "${CONFORMANCE_TIMEOUT:-3m}" \
