@@ -511,7 +511,7 @@ func (r *Runtime) StartExecServer(id string) (retErr error) {
 	in := &execsrv.Info{
 		ServerPid: pid, ServerStart: start,
 		InitPid: ls.InitProcessPid, InitStart: ls.InitProcessStartTime,
-		FreezeFile: freezeFile(ls.CgroupPaths),
+		FreezeFile: FreezeFile(ls.CgroupPaths),
 		Bundle:     bundle, Config: cfgID,
 		StdioUID: stdioUID, HostRootGID: rootGID,
 		Audit: ep.eff != nil, UID: sp.User.UID, Agent: ep.agent,
@@ -610,8 +610,10 @@ func waitReady(c *net.UnixConn) (int, error) {
 	return 0, errors.New("the exec server exited while starting")
 }
 
-// freezeFile is the file that says whether the container is frozen.
-func freezeFile(paths map[string]string) string {
+// FreezeFile is the file that says whether the container is frozen (the
+// exec and start fast paths read it; libcontainer's cgroup manager decides
+// from the same file).
+func FreezeFile(paths map[string]string) string {
 	if p, ok := paths["freezer"]; ok && p != "" {
 		return filepath.Join(p, "freezer.state")
 	}

@@ -53,7 +53,7 @@ struct info {
 	int have_init, have_cfg, have_root;
 };
 
-static int read_small(const char *path, char *buf, size_t cap)
+int mxc_read_small(const char *path, char *buf, size_t cap)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0)
@@ -126,7 +126,7 @@ static int proc_state(long pid, char *state, unsigned long long *start)
 {
 	char path[64], buf[1024];
 	snprintf(path, sizeof path, "/proc/%ld/stat", pid);
-	if (read_small(path, buf, sizeof buf) <= 0)
+	if (mxc_read_small(path, buf, sizeof buf) <= 0)
 		return -1;
 	char *p = strrchr(buf, ')');
 	if (!p || p[1] != ' ')
@@ -144,7 +144,7 @@ static int proc_state(long pid, char *state, unsigned long long *start)
 	return 0;
 }
 
-static int process_is(long pid, unsigned long long start, char *state)
+int mxc_process_is(long pid, unsigned long long start, char *state)
 {
 	unsigned long long st;
 	char s;
@@ -156,12 +156,12 @@ static int process_is(long pid, unsigned long long start, char *state)
 }
 
 /* frozen: the freezer says the container is paused (or it cannot tell). */
-static int frozen(const char *path)
+int mxc_frozen(const char *path)
 {
 	if (!path[0])
 		return 0;
 	char buf[64];
-	if (read_small(path, buf, sizeof buf) < 0)
+	if (mxc_read_small(path, buf, sizeof buf) < 0)
 		return 1;
 	buf[strcspn(buf, "\n")] = '\0';
 	size_t n = strlen(path);
@@ -358,8 +358,8 @@ static int wait_started(struct attempt *a, int *pid)
 		if (r == 0) {
 			int outq = 0;
 			char st = 0;
-			int alive = process_is(a->in.server_pid, a->in.server_start, &st);
-			if (ioctl(a->sock, SIOCOUTQ, &outq) == 0 && outq > 0 && alive && (st == 'T' || st == 't' || frozen(a->in.freeze))) {
+			int alive = mxc_process_is(a->in.server_pid, a->in.server_start, &st);
+			if (ioctl(a->sock, SIOCOUTQ, &outq) == 0 && outq > 0 && alive && (st == 'T' || st == 't' || mxc_frozen(a->in.freeze))) {
 				kill((pid_t)a->in.server_pid, SIGKILL);
 				return why("the exec server does not answer (stopped or frozen); killed it");
 			}
@@ -394,13 +394,13 @@ static int try_start(struct attempt *a, struct mxc_cmdline *cl, int *pid)
 	    (size_t)snprintf(a->dir, sizeof a->dir, "%s/exec", a->statedir) >= sizeof a->dir)
 		return why("path too long");
 	snprintf(path, sizeof path, "%s/info", a->dir);
-	if (read_small(path, buf, sizeof buf) <= 0)
+	if (mxc_read_small(path, buf, sizeof buf) <= 0)
 		return why("no exec server for this container");
 	if (parse_info(buf, &a->in) < 0)
 		return why("unreadable exec server info");
-	if (!process_is(a->in.init_pid, a->in.init_start, NULL))
+	if (!mxc_process_is(a->in.init_pid, a->in.init_start, NULL))
 		return why("the container's init is not running");
-	if (frozen(a->in.freeze))
+	if (mxc_frozen(a->in.freeze))
 		return why("the container is paused");
 	/* The normal path re-reads the bundle's process at every exec. */
 	struct stat st;

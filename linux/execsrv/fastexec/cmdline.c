@@ -121,7 +121,7 @@ static int add_env(struct mxc_cmdline *cl, const char *value)
 }
 
 /* valid_id is cmd/mxc-runtime's validateID. */
-static int valid_id(const char *id)
+int mxc_valid_id(const char *id)
 {
 	size_t n = strlen(id);
 	if (n == 0 || n > 1024 || strcmp(id, ".") == 0 || strcmp(id, "..") == 0)
@@ -174,7 +174,7 @@ int mxc_parse_cmdline(int argc, char **argv, const char *cwd, struct mxc_cmdline
 	cl->id = argv[i];
 	cl->argv = argv + i + 1;
 	cl->argc = argc - i - 1;
-	if (!valid_id(cl->id))
+	if (!mxc_valid_id(cl->id))
 		goto no;
 	/* What ValidateProcess would refuse is for the Go CLI to report. */
 	if (cl->cwd && cl->cwd[0] != '/')
@@ -182,28 +182,39 @@ int mxc_parse_cmdline(int argc, char **argv, const char *cwd, struct mxc_cmdline
 	for (int k = 0; k < cl->envc; k++)
 		if (!strchr(cl->env[k], '='))
 			goto no;
-	/* filepath.Abs(--root) */
-	if (root[0] == '/') {
-		cl->root = mxc_clean_path(root);
-	} else {
-		if (!cwd)
-			goto no;
-		size_t a = strlen(cwd), b = strlen(root);
-		char *j = malloc(a + b + 2);
-		if (!j)
-			goto no;
-		memcpy(j, cwd, a);
-		j[a] = '/';
-		memcpy(j + a + 1, root, b + 1);
-		cl->root = mxc_clean_path(j);
-		free(j);
-	}
-	if (!cl->root || strcmp(cl->root, "/") == 0)
+	cl->root = mxc_abs_root(root, cwd);
+	if (!cl->root)
 		goto no;
 	return 1;
 no:
 	mxc_free_cmdline(cl);
 	return 0;
+}
+
+char *mxc_abs_root(const char *root, const char *cwd)
+{
+	/* filepath.Abs(--root) */
+	char *abs;
+	if (root[0] == '/') {
+		abs = mxc_clean_path(root);
+	} else {
+		if (!cwd)
+			return NULL;
+		size_t a = strlen(cwd), b = strlen(root);
+		char *j = malloc(a + b + 2);
+		if (!j)
+			return NULL;
+		memcpy(j, cwd, a);
+		j[a] = '/';
+		memcpy(j + a + 1, root, b + 1);
+		abs = mxc_clean_path(j);
+		free(j);
+	}
+	if (abs && strcmp(abs, "/") == 0) {
+		free(abs);
+		abs = NULL;
+	}
+	return abs;
 }
 
 void mxc_free_cmdline(struct mxc_cmdline *cl)

@@ -13,7 +13,12 @@
 //     starting Go; anything unexpected returns to the Go CLI, which runs
 //     the normal path;
 //   - the server: `exec-server serve` inside the container, which forks
-//     and execs requests and never starts Go, so that it stays small.
+//     and execs requests and never starts Go, so that it stays small;
+//   - `start ID` of a created container (start.c): the exec fifo read and
+//     removed as libcontainer's Container.Exec does, after the checks the
+//     Go CLI's start makes, without starting Go; anything else returns to
+//     the Go CLI. MXC_START_FAST and MXC_START_FAST_DEBUG work as the two
+//     switches below do for exec.
 //
 // Import it for its side effect from the mxc-runtime main package only.
 // The Go half (starting the server, its files) is package execsrv; the

@@ -4,8 +4,8 @@
  * The constructor: it runs in every mxc-runtime process before the Go
  * runtime starts (as libcontainer's nsenter does) and returns at once
  * unless the process is an exec server, an `exec` the fast path can
- * serve, the agent's last step (laststep.c) or a `sandbox` with a cached
- * plan (sandbox.c).
+ * serve, the agent's last step (laststep.c), a `sandbox` with a cached
+ * plan (sandbox.c) or a `start` of a created container (start.c).
  */
 #define _GNU_SOURCE
 #include <limits.h>
@@ -15,9 +15,9 @@
 
 #include "fastexec.h"
 
-static int fast_mode(void)
+int mxc_env_mode(const char *name)
 {
-	const char *m = getenv("MXC_EXEC_FAST");
+	const char *m = getenv(name);
 	if (!m || !m[0])
 		return MXC_MODE_AUTO;
 	if (!strcmp(m, "0") || !strcmp(m, "off") || !strcmp(m, "false") || !strcmp(m, "no"))
@@ -47,13 +47,21 @@ __attribute__((constructor)) static void mxc_fastexec_entry(int argc, char **arg
 			break;
 		}
 	}
+	/* `start ID` (start.c; it parses the command line and returns at once
+	 * if it is not one): returns for the Go CLI. */
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "start")) {
+			mxc_start_main(argc, argv);
+			break;
+		}
+	}
 	/* Cheap test first: most invocations are not `exec`. */
 	int seen = 0;
 	for (int i = 1; i < argc && !seen; i++)
 		seen = !strcmp(argv[i], "exec");
 	if (!seen)
 		return;
-	int mode = fast_mode();
+	int mode = mxc_env_mode("MXC_EXEC_FAST");
 	if (mode == MXC_MODE_OFF)
 		return;
 	char cwd[PATH_MAX];

@@ -95,6 +95,29 @@ struct mxc_cmdline {
  */
 int mxc_parse_cmdline(int argc, char **argv, const char *cwd, struct mxc_cmdline *cl);
 void mxc_free_cmdline(struct mxc_cmdline *cl);
+/* cmd/mxc-runtime's validateID. */
+int mxc_valid_id(const char *id);
+/* filepath.Abs(root) cleaned, malloc'd; NULL for "/" or when it cannot be made. */
+char *mxc_abs_root(const char *root, const char *cwd);
+
+/* Shared with start.c (client.c): a small file read whole (-1: cannot),
+ * whether pid is alive with that start time (its state letter in *state),
+ * whether a freezer file says frozen (or cannot tell). */
+int mxc_read_small(const char *path, char *buf, size_t cap);
+int mxc_process_is(long pid, unsigned long long start, char *state);
+int mxc_frozen(const char *path);
+
+/*
+ * `start` (start.c). mxc_parse_start_state reads libcontainer's state.json
+ * (data, len bytes) for container id: the init's pid and start time and the
+ * file that says whether its cgroup is frozen (freezer.state on cgroup v1,
+ * cgroup.freeze on v2) into freeze (cap bytes). Returns 0, or -1 when the
+ * document is not in the exact form libcontainer writes (the Go CLI then
+ * reads it). mxc_start_main returns when the Go CLI must run the command.
+ */
+int mxc_parse_start_state(const char *data, size_t len, const char *id, long *pid, unsigned long long *start,
+			  char *freeze, size_t cap);
+void mxc_start_main(int argc, char **argv);
 
 /*
  * libcontainer's prepareEnv on in[0:n] (after the UI scrub): duplicates
@@ -253,5 +276,8 @@ int mxc_go_getwd(char **envp, char **out);
 void mxc_sandbox_main(int argc, char **argv, char **envp);
 
 enum { MXC_MODE_OFF = 0, MXC_MODE_AUTO = 1, MXC_MODE_REQUIRE = 2 };
+/* The mode an environment variable asks for: "0", off, false or no: off;
+ * "require": required; unset or anything else: auto. */
+int mxc_env_mode(const char *name);
 
 #endif

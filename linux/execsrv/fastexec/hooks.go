@@ -167,3 +167,25 @@ func passwdHome(data string, uid int64, readErr bool) string {
 }
 
 const fileRights = uint64(C.MXC_LL_FILE_RIGHTS)
+
+// startState is what mxc_parse_start_state reads from a state.json.
+type startState struct {
+	Pid    int
+	Start  uint64
+	Freeze string
+}
+
+func parseStartState(data []byte, id string) (startState, bool) {
+	cdata := C.CBytes(append(append([]byte{}, data...), 0))
+	defer C.free(cdata)
+	cid := C.CString(id)
+	defer C.free(unsafe.Pointer(cid))
+	var pid C.long
+	var start C.ulonglong
+	buf := (*C.char)(C.malloc(4096))
+	defer C.free(unsafe.Pointer(buf))
+	if C.mxc_parse_start_state((*C.char)(cdata), C.size_t(len(data)), cid, &pid, &start, buf, 4096) != 0 {
+		return startState{}, false
+	}
+	return startState{Pid: int(pid), Start: uint64(start), Freeze: C.GoString(buf)}, true
+}
