@@ -14,11 +14,13 @@
 //     the normal path;
 //   - the server: `exec-server serve` inside the container, which forks
 //     and execs requests and never starts Go, so that it stays small;
-//   - `start ID` of a created container (start.c): the exec fifo read and
-//     removed as libcontainer's Container.Exec does, after the checks the
-//     Go CLI's start makes, without starting Go; anything else returns to
-//     the Go CLI. MXC_START_FAST and MXC_START_FAST_DEBUG work as the two
-//     switches below do for exec.
+//   - `start ID` of a created container and `delete ID` of a stopped one
+//     without an agent policy (start.c, delete.c; verb.c and state.c
+//     shared): the exec fifo read and removed, or the cgroups and state dir
+//     removed, as libcontainer does, after the checks the Go CLI's verb
+//     makes, without starting Go; anything else returns to the Go CLI.
+//     MXC_START_FAST, MXC_DELETE_FAST and their _DEBUG variables work as
+//     the two switches below do for exec.
 //
 // Import it for its side effect from the mxc-runtime main package only.
 // The Go half (starting the server, its files) is package execsrv; the

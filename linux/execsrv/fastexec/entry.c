@@ -5,7 +5,8 @@
  * runtime starts (as libcontainer's nsenter does) and returns at once
  * unless the process is an exec server, an `exec` the fast path can
  * serve, the agent's last step (laststep.c), a `sandbox` with a cached
- * plan (sandbox.c) or a `start` of a created container (start.c).
+ * plan (sandbox.c), a `start` of a created container (start.c) or a
+ * `delete` of a stopped one (delete.c).
  */
 #define _GNU_SOURCE
 #include <limits.h>
@@ -47,11 +48,16 @@ __attribute__((constructor)) static void mxc_fastexec_entry(int argc, char **arg
 			break;
 		}
 	}
-	/* `start ID` (start.c; it parses the command line and returns at once
-	 * if it is not one): returns for the Go CLI. */
+	/* `start ID` and `delete ID` (start.c, delete.c; each parses the
+	 * command line and returns at once if it is not one): return for the
+	 * Go CLI. */
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "start")) {
 			mxc_start_main(argc, argv);
+			break;
+		}
+		if (!strcmp(argv[i], "delete")) {
+			mxc_delete_main(argc, argv);
 			break;
 		}
 	}

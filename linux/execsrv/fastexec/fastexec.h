@@ -108,16 +108,45 @@ int mxc_process_is(long pid, unsigned long long start, char *state);
 int mxc_frozen(const char *path);
 
 /*
- * `start` (start.c). mxc_parse_start_state reads libcontainer's state.json
- * (data, len bytes) for container id: the init's pid and start time and the
- * file that says whether its cgroup is frozen (freezer.state on cgroup v1,
- * cgroup.freeze on v2) into freeze (cap bytes). Returns 0, or -1 when the
- * document is not in the exact form libcontainer writes (the Go CLI then
- * reads it). mxc_start_main returns when the Go CLI must run the command.
+ * libcontainer's state.json as `start` and `delete` read it (state.c):
+ * the init's pid and start time, the file that says whether its cgroup is
+ * frozen (linux/container.FreezeFile), every cgroup path, and what makes a
+ * delete more than removing those and the state dir. mxc_parse_state
+ * returns 0, or -1 when the document is not in the exact form libcontainer
+ * writes or has no freeze file (the Go CLI then reads it).
  */
-int mxc_parse_start_state(const char *data, size_t len, const char *id, long *pid, unsigned long long *start,
-			  char *freeze, size_t cap);
+struct mxc_state {
+	long pid;
+	unsigned long long start;
+	char freeze[4096];
+	char **cgroups; /* the values of cgroup_paths */
+	int ncgroups;
+	int pid_private; /* config.namespaces has a NEWPID without a path */
+	int poststop;    /* config has poststop hooks */
+	int intelrdt;    /* intel_rdt_path is set */
+};
+int mxc_parse_state(const char *data, size_t len, const char *id, struct mxc_state *st);
+void mxc_free_state(struct mxc_state *st);
+/* A whole file, malloc'd and NUL-terminated (no symlink followed). */
+char *mxc_read_file(const char *path, size_t *len);
+char *mxc_join3(const char *a, const char *b, const char *c);
+
+/*
+ * What `start ID` and `delete ID` share (verb.c): the state root and dir,
+ * the --log file created as the Go CLI's `before` does, the container's
+ * lock (tried without waiting) and its parsed state.json. mxc_verb_open
+ * returns 0, or -1 with *why set when the Go CLI must run the command.
+ */
+struct mxc_globals;
+struct mxc_verb {
+	char *root, *statedir, *lock;
+	int lockfd, logfd;
+	struct mxc_state st;
+};
+int mxc_verb_open(const struct mxc_globals *g, const char *id, struct mxc_verb *v, const char **why);
+void mxc_verb_close(struct mxc_verb *v);
 void mxc_start_main(int argc, char **argv);
+void mxc_delete_main(int argc, char **argv);
 
 /*
  * libcontainer's prepareEnv on in[0:n] (after the UI scrub): duplicates

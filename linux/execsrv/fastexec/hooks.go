@@ -168,24 +168,31 @@ func passwdHome(data string, uid int64, readErr bool) string {
 
 const fileRights = uint64(C.MXC_LL_FILE_RIGHTS)
 
-// startState is what mxc_parse_start_state reads from a state.json.
-type startState struct {
-	Pid    int
-	Start  uint64
-	Freeze string
+// parsedState is what mxc_parse_state reads from a state.json.
+type parsedState struct {
+	Pid        int
+	Start      uint64
+	Freeze     string
+	Cgroups    []string
+	PidPrivate bool
+	Poststop   bool
+	IntelRdt   bool
 }
 
-func parseStartState(data []byte, id string) (startState, bool) {
+func parseState(data []byte, id string) (parsedState, bool) {
 	cdata := C.CBytes(append(append([]byte{}, data...), 0))
 	defer C.free(cdata)
 	cid := C.CString(id)
 	defer C.free(unsafe.Pointer(cid))
-	var pid C.long
-	var start C.ulonglong
-	buf := (*C.char)(C.malloc(4096))
-	defer C.free(unsafe.Pointer(buf))
-	if C.mxc_parse_start_state((*C.char)(cdata), C.size_t(len(data)), cid, &pid, &start, buf, 4096) != 0 {
-		return startState{}, false
+	var st C.struct_mxc_state
+	if C.mxc_parse_state((*C.char)(cdata), C.size_t(len(data)), cid, &st) != 0 {
+		return parsedState{}, false
 	}
-	return startState{Pid: int(pid), Start: uint64(start), Freeze: C.GoString(buf)}, true
+	defer C.mxc_free_state(&st)
+	p := parsedState{
+		Pid: int(st.pid), Start: uint64(st.start), Freeze: C.GoString(&st.freeze[0]),
+		Cgroups: goStrings(st.cgroups, int(st.ncgroups)), PidPrivate: st.pid_private != 0,
+		Poststop: st.poststop != 0, IntelRdt: st.intelrdt != 0,
+	}
+	return p, true
 }

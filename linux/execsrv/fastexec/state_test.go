@@ -4,6 +4,9 @@ package fastexec
 
 import (
 	"encoding/json"
+	"maps"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -28,6 +31,10 @@ type stateInput struct {
 	// keys with object values) named like State's own keys.
 	AnnKey, AnnVal string
 	Devices        []string
+	PidPath        string // the pid namespace joined ("": its own)
+	NoPidNS        bool
+	Poststop       bool
+	IntelRdt       string
 }
 
 func (in stateInput) document(t testing.TB) []byte {
@@ -44,6 +51,15 @@ func (in stateInput) document(t testing.TB) []byte {
 			},
 		},
 		NamespacePaths: map[configs.NamespaceType]string{configs.NEWPID: "/proc/1/ns/pid"},
+		IntelRdtPath:   in.IntelRdt,
+	}
+	s.Config.Namespaces = configs.Namespaces{{Type: configs.NEWNS}}
+	if !in.NoPidNS {
+		s.Config.Namespaces = append(s.Config.Namespaces, configs.Namespace{Type: configs.NEWPID, Path: in.PidPath})
+	}
+	s.Config.Namespaces = append(s.Config.Namespaces, configs.Namespace{Type: configs.NEWNET, Path: "/var/run/netns/x"})
+	if in.Poststop {
+		s.Config.Hooks = configs.Hooks{configs.Poststop: configs.HookList{configs.NewCommandHook(&configs.Command{Path: "/bin/true"})}}
 	}
 	if in.AnnKey != "" {
 		s.Config.Sysctl = map[string]string{in.AnnKey: in.AnnVal}
@@ -70,12 +86,12 @@ func (in stateInput) document(t testing.TB) []byte {
 	return b
 }
 
-// checkStartState: whatever the C parser accepts agrees with what the Go
-// CLI reads from the same document (libcontainer's State, the freeze file
-// by linux/container.FreezeFile); it returns whether C accepted.
-func checkStartState(t testing.TB, doc []byte, id string) bool {
+// checkState: whatever the C parser accepts agrees with what the Go CLI
+// reads from the same document (libcontainer's State; the freeze file by
+// linux/container.FreezeFile); it returns whether C accepted.
+func checkState(t testing.TB, doc []byte, id string) bool {
 	t.Helper()
-	got, ok := parseStartState(doc, id)
+	got, ok := parseState(doc, id)
 	if !ok {
 		return false
 	}
@@ -83,14 +99,19 @@ func checkStartState(t testing.TB, doc []byte, id string) bool {
 	if err := json.Unmarshal(doc, &s); err != nil {
 		t.Fatalf("C accepted a document Go cannot read (%v): %s", err, doc)
 	}
-	want := startState{Pid: s.InitProcessPid, Start: s.InitProcessStartTime, Freeze: container.FreezeFile(s.CgroupPaths)}
-	if s.ID != id || got != want || want.Freeze == "" {
+	want := parsedState{
+		Pid: s.InitProcessPid, Start: s.InitProcessStartTime, Freeze: container.FreezeFile(s.CgroupPaths),
+		Cgroups: slices.Sorted(maps.Values(s.CgroupPaths)), PidPrivate: s.Config.Namespaces.IsPrivate(configs.NEWPID),
+		Poststop: len(s.Config.Hooks[configs.Poststop]) > 0, IntelRdt: s.IntelRdtPath != "",
+	}
+	slices.Sort(got.Cgroups)
+	if s.ID != id || !reflect.DeepEqual(got, want) || want.Freeze == "" {
 		t.Fatalf("C read %+v for %q, Go %+v (id %q) from %s", got, id, want, s.ID, doc)
 	}
 	return true
 }
 
-func TestStartStateMatchesLibcontainer(t *testing.T) {
+func TestStateMatchesLibcontainer(t *testing.T) {
 	base := stateInput{ID: "c1", Pid: 4242, Start: 2622974, Freezer: "/sys/fs/cgroup/freezer/c1", Unified: "/sys/fs/cgroup/unified/c1"}
 	tests := []struct {
 		name   string
@@ -117,21 +138,28 @@ func TestStartStateMatchesLibcontainer(t *testing.T) {
 		{"pid 0", func(in *stateInput) { in.Pid = 0 }, false},
 		{"negative pid", func(in *stateInput) { in.Pid = -1 }, false},
 		{"largest start time", func(in *stateInput) { in.Start = ^uint64(0) }, true},
+		{"pid namespace joined", func(in *stateInput) { in.PidPath = "/proc/1/ns/pid" }, true},
+		{"no pid namespace", func(in *stateInput) { in.NoPidNS = true }, true},
+		{"poststop hook", func(in *stateInput) { in.Poststop = true }, true},
+		{"intel RDT", func(in *stateInput) { in.IntelRdt = "/sys/fs/resctrl/x" }, true},
+		{"sysctl keys named like the hooks and RDT", func(in *stateInput) {
+			in.AnnKey, in.AnnVal = "poststop", `[{"path":"/x"}],"intel_rdt_path":"/y"`
+		}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			in := base
 			tt.edit(&in)
-			if got := checkStartState(t, in.document(t), in.ID); got != tt.accept {
+			if got := checkState(t, in.document(t), in.ID); got != tt.accept {
 				t.Fatalf("accepted %v, want %v: %s", got, tt.accept, in.document(t))
 			}
 		})
 	}
 	doc := base.document(t)
-	if _, ok := parseStartState(doc, "c"); ok {
+	if _, ok := parseState(doc, "c"); ok {
 		t.Fatal("accepted the state of c1 for id c")
 	}
-	if _, ok := parseStartState(doc[:len(doc)/2], base.ID); ok {
+	if _, ok := parseState(doc[:len(doc)/2], base.ID); ok {
 		t.Fatal("accepted a truncated document")
 	}
 }
@@ -142,21 +170,22 @@ func plain(s string) bool {
 	return string(b) == `"`+s+`"`
 }
 
-func FuzzStartState(f *testing.F) {
-	f.Add("c1", 4242, uint64(2622974), "/sys/fs/cgroup/freezer/c1", "/sys/fs/cgroup/unified/c1", false, "k", "v", "eth0")
-	f.Add("c1", 1, uint64(0), "", "/c1", false, "cgroup_paths", `{"freezer":"/x"}`, "cgroup_paths")
-	f.Add("x", 7, uint64(9), "", "", true, "namespace_paths", "", "namespace_paths")
-	f.Fuzz(func(t *testing.T, id string, pid int, start uint64, freezer, unified string, noCg bool, annKey, annVal, dev string) {
+func FuzzState(f *testing.F) {
+	f.Add("c1", 4242, uint64(2622974), "/sys/fs/cgroup/freezer/c1", "/sys/fs/cgroup/unified/c1", false, "k", "v", "eth0", "", false, "")
+	f.Add("c1", 1, uint64(0), "", "/c1", false, "cgroup_paths", `{"freezer":"/x"}`, "cgroup_paths", "/proc/1/ns/pid", true, "/r")
+	f.Add("x", 7, uint64(9), "", "", true, "namespace_paths", "", "namespace_paths", "", false, "")
+	f.Add("x", 7, uint64(9), "/f", "", false, "namespaces", `[{"type":"NEWPID"}]`, "namespaces", "", false, "")
+	f.Fuzz(func(t *testing.T, id string, pid int, start uint64, freezer, unified string, noCg bool, annKey, annVal, dev, pidPath string, poststop bool, rdt string) {
 		in := stateInput{ID: id, Pid: pid, Start: start, Freezer: freezer, Unified: unified, NoCgroups: noCg,
-			AnnKey: annKey, AnnVal: annVal}
+			AnnKey: annKey, AnnVal: annVal, PidPath: pidPath, Poststop: poststop, IntelRdt: rdt}
 		if dev != "" {
 			in.Devices = []string{dev, "namespace_paths"}
 		}
 		doc := in.document(t)
-		accepted := checkStartState(t, doc, id)
+		accepted := checkState(t, doc, id)
 		// What it must accept: libcontainer's usual documents.
 		usual := id != "" && !strings.ContainsAny(id, "/\\") && plain(id) && pid > 0 && pid <= 1<<31-1 && !noCg &&
-			(freezer != "" || unified != "") && plain(freezer) && plain(unified) && plain(dev) && plain(annKey) && plain(annVal) &&
+			(freezer != "" || unified != "") && plain(freezer) && plain(unified) && plain(dev) && plain(annKey) && plain(annVal) && plain(pidPath) && plain(rdt) &&
 			len(freezer)+len(unified) < 4000
 		if usual && !accepted {
 			t.Fatalf("refused a usual document: %s", doc)
