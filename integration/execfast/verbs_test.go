@@ -300,6 +300,13 @@ func TestDeleteFastPath(t *testing.T) {
 		t.Fatalf("delete: %s", res)
 	}
 	gone(t, r, id, cgroups)
+	// --force (podman's way) changes nothing for a stopped container.
+	id = newID("delete-force")
+	cgroups = stoppedContainer(t, r, harness.NewBundle(t, "true"), id)
+	if res := verb(t, r, "delete", fast, id, "--force"); res.Code != 0 || !strings.Contains(res.Stderr, "delete: fast path") {
+		t.Fatalf("delete --force: %s", res)
+	}
+	gone(t, r, id, cgroups)
 }
 
 // TestDeleteFastPathHandsOver: what the fast path leaves to the Go CLI
@@ -325,9 +332,11 @@ func TestDeleteFastPathHandsOver(t *testing.T) {
 		if res := verb(t, r, "delete", fast, id); res.Code != 255 || !strings.Contains(res.Stderr, "not stopped") {
 			t.Fatalf("fast path required: %s", res)
 		}
-		if res := verb(t, r, "delete", "", id, "--force"); res.Code != 0 || strings.Contains(res.Stderr, "delete:") {
-			t.Fatalf("delete --force (the Go CLI's, no fast path line): %s", res)
+		res := verb(t, r, "delete", "", id, "-f")
+		if res.Code != 0 || !strings.Contains(res.Stderr, "normal path: the container is not stopped") {
+			t.Fatalf("delete -f of a running container (the Go CLI kills it): %s", res)
 		}
+		gone(t, r, id, nil)
 	})
 	t.Run("agent policy", func(t *testing.T) {
 		b := harness.NewBundle(t, "true")

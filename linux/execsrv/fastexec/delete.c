@@ -12,12 +12,13 @@
  * docker rm, podman rm).
  *
  * Everything else is the Go CLI's, and it gets the command back before
- * anything is removed: --force, a container that is not stopped (or is
- * paused), an agent policy to tear down (mxc.json has a policy digest),
- * poststop hooks, a pid namespace that is not the container's own (the
- * other processes of its cgroups must be killed), Intel RDT, a cgroup
- * that does not go with one rmdir (sub-cgroups: the Go CLI walks and
- * retries), anything unexpected in state.json. A cgroup or state file
+ * anything is removed: a container that is not stopped or is paused
+ * (with --force, which podman always passes, the Go CLI kills it), an
+ * agent policy to tear down (mxc.json has a policy digest), poststop
+ * hooks, a pid namespace that is not the container's own (the other
+ * processes of its cgroups must be killed), Intel RDT, a cgroup that one
+ * rmdir does not remove (sub-cgroups: the Go CLI walks and retries),
+ * anything unexpected in state.json. A cgroup or state file
  * removed before such a hand-over is one less for the Go CLI's delete,
  * which tolerates what is already gone.
  *
@@ -151,9 +152,19 @@ void mxc_delete_main(int argc, char **argv)
 		return;
 	struct mxc_globals g;
 	int i = mxc_parse_globals(argc, argv, "delete", &g);
-	/* Exactly `delete ID`: --force, --help or more arguments are the Go
-	 * CLI's. */
-	if (i < 0 || i != argc - 1 || argv[i][0] == '-' || !mxc_valid_id(argv[i]))
+	if (i < 0)
+		return;
+	/* `delete [--force] ID`: --force (-f; Go's flag package takes one or
+	 * two dashes) changes nothing for a stopped container, and anything
+	 * it would change (kill a running one, clean up an interrupted
+	 * create) is handed over anyway. Other flags (--help, --force=...)
+	 * and more arguments are the Go CLI's. */
+	for (; i < argc - 1; i++) {
+		const char *f = argv[i];
+		if (strcmp(f, "-f") && strcmp(f, "--f") && strcmp(f, "-force") && strcmp(f, "--force"))
+			return;
+	}
+	if (i != argc - 1 || argv[i][0] == '-' || !mxc_valid_id(argv[i]))
 		return;
 	const char *d = getenv("MXC_DELETE_FAST_DEBUG");
 	int debug = d && d[0] == '1';
