@@ -171,7 +171,6 @@ int mxc_frozen(const char *path)
 }
 
 static int debug_on;
-static int require_mode;
 static const char *fallback_reason;
 
 static int why(const char *reason)
@@ -566,8 +565,7 @@ static void run_committed(struct attempt *a, struct mxc_cmdline *cl)
 
 void mxc_client(struct mxc_cmdline *cl, int mode)
 {
-	debug_on = getenv("MXC_EXEC_FAST_DEBUG") && getenv("MXC_EXEC_FAST_DEBUG")[0] == '1';
-	require_mode = mode == MXC_MODE_REQUIRE;
+	debug_on = mxc_env_debug("MXC_EXEC_FAST");
 	struct attempt a;
 	memset(&a, 0, sizeof a);
 	a.sock = a.logfd = a.sfd = -1;
@@ -579,10 +577,5 @@ void mxc_client(struct mxc_cmdline *cl, int mode)
 		run_committed(&a, cl); /* does not return */
 	}
 	undo(&a);
-	if (require_mode) {
-		fprintf(stderr, "mxc-runtime: exec failed: fast path required (MXC_EXEC_FAST=require): %s\n", fallback_reason ? fallback_reason : "unknown");
-		_exit(255);
-	}
-	if (debug_on)
-		fprintf(stderr, "mxc-runtime: exec: normal path: %s\n", fallback_reason ? fallback_reason : "unknown");
+	mxc_hand_over("exec", "MXC_EXEC_FAST", mode, fallback_reason);
 }

@@ -15,8 +15,6 @@
 
 #include "fastexec.h"
 
-#define DEFAULT_ROOT "/run/mxc"
-
 /*
  * parse_flag looks at args[*i]. It returns 0 for a non-flag (parsing
  * stops there), 2 for "--" (consumed; parsing stops), 1 for a flag whose
@@ -139,7 +137,7 @@ int mxc_parse_cmdline(int argc, char **argv, const char *cwd, struct mxc_cmdline
 	if (i < 0)
 		goto no;
 	/* --config: the node config is read at create; exec does not use it */
-	const char *root = g.root ? g.root : DEFAULT_ROOT;
+	const char *root = g.root ? g.root : MXC_DEFAULT_ROOT;
 	cl->log = g.log;
 	if (cl->log && cl->log[0] == '\0')
 		cl->log = NULL; /* --log "" logs to stderr, as without the flag */

@@ -38,6 +38,34 @@ void mxc_buf_add(struct mxc_buf *b, const void *d, size_t n)
 	b->p[b->len] = '\0';
 }
 
+char *mxc_read_fd(int fd, size_t *len)
+{
+	struct mxc_buf b = {0};
+	char tmp[8192];
+	mxc_buf_add(&b, "", 0); /* a valid (empty) buffer even for an empty file */
+	for (;;) {
+		ssize_t n = read(fd, tmp, sizeof tmp);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			mxc_buf_free(&b);
+			return NULL;
+		}
+		if (n == 0)
+			break;
+		mxc_buf_add(&b, tmp, (size_t)n);
+		if (b.len > (16u << 20))
+			b.oom = 1;
+	}
+	if (b.oom) {
+		mxc_buf_free(&b);
+		errno = ENOMEM;
+		return NULL;
+	}
+	*len = b.len;
+	return b.p;
+}
+
 void mxc_buf_str(struct mxc_buf *b, const char *s) { mxc_buf_add(b, s, strlen(s)); }
 void mxc_buf_char(struct mxc_buf *b, char c) { mxc_buf_add(b, &c, 1); }
 

@@ -166,20 +166,13 @@ void mxc_delete_main(int argc, char **argv)
 	}
 	if (i != argc - 1 || argv[i][0] == '-' || !mxc_valid_id(argv[i]))
 		return;
-	const char *d = getenv("MXC_DELETE_FAST_DEBUG");
-	int debug = d && d[0] == '1';
 	struct mxc_verb v;
 	const char *why = "unknown";
 	if (try_delete(&v, &g, argv[i], &why) == 0) {
-		if (debug)
+		if (mxc_env_debug("MXC_DELETE_FAST"))
 			fprintf(stderr, "mxc-runtime: delete: fast path\n");
 		_exit(0);
 	}
 	mxc_verb_close(&v);
-	if (mode == MXC_MODE_REQUIRE) {
-		fprintf(stderr, "mxc-runtime: delete failed: fast path required (MXC_DELETE_FAST=require): %s\n", why);
-		_exit(255);
-	}
-	if (debug)
-		fprintf(stderr, "mxc-runtime: delete: normal path: %s\n", why);
+	mxc_hand_over("delete", "MXC_DELETE_FAST", mode, why);
 }

@@ -10,6 +10,7 @@
  */
 #define _GNU_SOURCE
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -26,6 +27,27 @@ int mxc_env_mode(const char *name)
 	if (!strcmp(m, "require"))
 		return MXC_MODE_REQUIRE;
 	return MXC_MODE_AUTO;
+}
+
+int mxc_env_debug(const char *name)
+{
+	char var[64];
+	if ((size_t)snprintf(var, sizeof var, "%s_DEBUG", name) >= sizeof var)
+		return 0;
+	const char *d = getenv(var);
+	return d && d[0] == '1';
+}
+
+void mxc_hand_over(const char *verb, const char *name, int mode, const char *why)
+{
+	if (!why)
+		why = "unknown";
+	if (mode == MXC_MODE_REQUIRE) {
+		fprintf(stderr, "mxc-runtime: %s failed: fast path required (%s=require): %s\n", verb, name, why);
+		_exit(255);
+	}
+	if (mxc_env_debug(name))
+		fprintf(stderr, "mxc-runtime: %s: normal path: %s\n", verb, why);
 }
 
 __attribute__((constructor)) static void mxc_fastexec_entry(int argc, char **argv, char **envp)

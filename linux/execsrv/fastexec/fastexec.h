@@ -127,7 +127,9 @@ struct mxc_state {
 };
 int mxc_parse_state(const char *data, size_t len, const char *id, struct mxc_state *st);
 void mxc_free_state(struct mxc_state *st);
-/* A whole file, malloc'd and NUL-terminated (no symlink followed). */
+/* All of fd (at most 16 MiB: ENOMEM beyond), malloc'd and NUL-terminated. */
+char *mxc_read_fd(int fd, size_t *len);
+/* mxc_read_fd of a file opened without following a symlink. */
 char *mxc_read_file(const char *path, size_t *len);
 char *mxc_join3(const char *a, const char *b, const char *c);
 
@@ -308,5 +310,16 @@ enum { MXC_MODE_OFF = 0, MXC_MODE_AUTO = 1, MXC_MODE_REQUIRE = 2 };
 /* The mode an environment variable asks for: "0", off, false or no: off;
  * "require": required; unset or anything else: auto. */
 int mxc_env_mode(const char *name);
+/* Whether <name>_DEBUG=1: say on stderr which path a command took. */
+int mxc_env_debug(const char *name);
+/*
+ * A command the fast path of verb (switched by the variable name) hands to
+ * the Go CLI, for reason why: in mode require it fails instead (exit 255);
+ * with <name>_DEBUG=1 the reason is said on stderr. Returns otherwise.
+ */
+void mxc_hand_over(const char *verb, const char *name, int mode, const char *why);
+
+/* The Go CLI's default --root. */
+#define MXC_DEFAULT_ROOT "/run/mxc"
 
 #endif

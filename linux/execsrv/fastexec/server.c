@@ -83,34 +83,6 @@ static void fatal_ready(int rfd, const char *msg)
 	_exit(1);
 }
 
-static char *read_fd(int fd, size_t *len)
-{
-	struct mxc_buf b = {0};
-	char tmp[8192];
-	mxc_buf_add(&b, "", 0); /* a valid (empty) buffer even for an empty file */
-	for (;;) {
-		ssize_t n = read(fd, tmp, sizeof tmp);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			mxc_buf_free(&b);
-			return NULL;
-		}
-		if (n == 0)
-			break;
-		mxc_buf_add(&b, tmp, (size_t)n);
-		if (b.len > (16u << 20))
-			b.oom = 1;
-	}
-	if (b.oom) {
-		mxc_buf_free(&b);
-		errno = ENOMEM;
-		return NULL;
-	}
-	*len = b.len;
-	return b.p;
-}
-
 static int push(char ***list, int *n, char *s)
 {
 	char **l = realloc(*list, sizeof(char *) * (size_t)(*n + 2));
@@ -126,7 +98,7 @@ static int push(char ***list, int *n, char *s)
 static int load_records(int fd, int landlock)
 {
 	size_t len = 0;
-	char *data = read_fd(fd, &len);
+	char *data = mxc_read_fd(fd, &len);
 	if (!data)
 		return -1;
 	int version = 0;
@@ -330,7 +302,7 @@ static void child(struct mxc_request *rq, int fds[3], int errw)
 		char *data = NULL;
 		int fd = open("/etc/passwd", O_RDONLY | O_CLOEXEC);
 		if (fd >= 0) {
-			data = read_fd(fd, &len);
+			data = mxc_read_fd(fd, &len);
 			close(fd);
 		}
 		char *home = mxc_passwd_home(data ? data : "", data ? len : 0, (long)getuid(), data == NULL);

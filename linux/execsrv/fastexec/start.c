@@ -27,12 +27,10 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -136,14 +134,12 @@ void mxc_start_main(int argc, char **argv)
 	 * CLI's to answer. */
 	if (i < 0 || i != argc - 1 || argv[i][0] == '-' || !mxc_valid_id(argv[i]))
 		return;
-	const char *d = getenv("MXC_START_FAST_DEBUG");
-	int debug = d && d[0] == '1';
 	struct mxc_verb v;
 	char *fifo = NULL;
 	int fifofd = -1;
 	const char *why = "unknown";
 	if (try_start(&v, &g, argv[i], &fifo, &fifofd, &why) == 0) {
-		if (debug)
+		if (mxc_env_debug("MXC_START_FAST"))
 			fprintf(stderr, "mxc-runtime: start: fast path\n");
 		finish(fifo, fifofd); /* holds the lock until the process exits */
 	}
@@ -151,10 +147,5 @@ void mxc_start_main(int argc, char **argv)
 		close(fifofd);
 	free(fifo);
 	mxc_verb_close(&v);
-	if (mode == MXC_MODE_REQUIRE) {
-		fprintf(stderr, "mxc-runtime: start failed: fast path required (MXC_START_FAST=require): %s\n", why);
-		_exit(255);
-	}
-	if (debug)
-		fprintf(stderr, "mxc-runtime: start: normal path: %s\n", why);
+	mxc_hand_over("start", "MXC_START_FAST", mode, why);
 }

@@ -23,9 +23,6 @@
 
 #include "fastexec.h"
 
-/* libcontainer's state.json of a large config is tens of KiB. */
-#define STATE_MAX (16u << 20)
-
 static int lit(const char **p, const char *end, const char *s)
 {
 	size_t n = strlen(s);
@@ -247,37 +244,9 @@ char *mxc_read_file(const char *path, size_t *len)
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW);
 	if (fd < 0)
 		return NULL;
-	size_t cap = 64 << 10, n = 0;
-	char *b = malloc(cap + 1);
-	while (b) {
-		if (n == cap) {
-			char *nb = cap >= STATE_MAX ? NULL : realloc(b, cap * 2 + 1);
-			if (!nb) {
-				free(b);
-				b = NULL;
-				break;
-			}
-			b = nb;
-			cap *= 2;
-		}
-		ssize_t r = read(fd, b + n, cap - n);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0) {
-			free(b);
-			b = NULL;
-			break;
-		}
-		if (r == 0)
-			break;
-		n += (size_t)r;
-	}
+	char *data = mxc_read_fd(fd, len);
 	close(fd);
-	if (b) {
-		b[n] = '\0';
-		*len = n;
-	}
-	return b;
+	return data;
 }
 
 char *mxc_join3(const char *a, const char *b, const char *c)

@@ -16,8 +16,6 @@
 
 #include "fastexec.h"
 
-#define DEFAULT_ROOT "/run/mxc"
-
 static int fail(const char **why, const char *reason)
 {
 	*why = reason;
@@ -30,7 +28,7 @@ int mxc_verb_open(const struct mxc_globals *g, const char *id, struct mxc_verb *
 	v->lockfd = v->logfd = -1;
 	char cwd[PATH_MAX];
 	const char *wd = getcwd(cwd, sizeof cwd);
-	v->root = mxc_abs_root(g->root ? g->root : DEFAULT_ROOT, wd);
+	v->root = mxc_abs_root(g->root ? g->root : MXC_DEFAULT_ROOT, wd);
 	if (!v->root)
 		return fail(why, "--root");
 	v->statedir = mxc_join3(v->root, "/", id);
