@@ -288,6 +288,20 @@ func gone(t *testing.T, r *harness.Runtime, id string, cgroups []string) {
 	}
 }
 
+// handedOver: delete of the stopped container id is the Go CLI's, for
+// reason: with the fast path required it fails saying so, by default the
+// Go CLI deletes the container, and nothing is left.
+func handedOver(t *testing.T, r *harness.Runtime, id, reason string, cgroups []string) {
+	t.Helper()
+	if res := verb(t, r, "delete", fast, id); res.Code != 255 || !strings.Contains(res.Stderr, reason) {
+		t.Fatalf("fast path required: %s", res)
+	}
+	if res := verb(t, r, "delete", "", id); res.Code != 0 || !strings.Contains(res.Stderr, "normal path: "+reason) {
+		t.Fatalf("delete: %s", res)
+	}
+	gone(t, r, id, cgroups)
+}
+
 // TestDeleteFastPath: a stopped container without a policy is deleted
 // without Go, and leaves what the Go CLI's delete leaves: nothing.
 func TestDeleteFastPath(t *testing.T) {
@@ -347,14 +361,7 @@ func TestDeleteFastPathHandsOver(t *testing.T) {
 		b.Spec.Annotations = map[string]string{"io.mxc.policy": string(raw)}
 		b.Save(t)
 		id := newID("delete-agent")
-		cgroups := stoppedContainer(t, r, b, id)
-		if res := verb(t, r, "delete", fast, id); res.Code != 255 || !strings.Contains(res.Stderr, "agent policy") {
-			t.Fatalf("fast path required: %s", res)
-		}
-		if res := verb(t, r, "delete", "", id); res.Code != 0 || !strings.Contains(res.Stderr, "normal path: an agent policy") {
-			t.Fatalf("delete: %s", res)
-		}
-		gone(t, r, id, cgroups)
+		handedOver(t, r, id, "an agent policy", stoppedContainer(t, r, b, id))
 	})
 	t.Run("poststop hook", func(t *testing.T) {
 		b := harness.NewBundle(t, "true")
@@ -362,17 +369,10 @@ func TestDeleteFastPathHandsOver(t *testing.T) {
 		b.Spec.Hooks = &specs.Hooks{Poststop: []specs.Hook{{Path: "/bin/sh", Args: []string{"sh", "-c", "echo ran > " + mark}}}}
 		b.Save(t)
 		id := newID("delete-hook")
-		cgroups := stoppedContainer(t, r, b, id)
-		if res := verb(t, r, "delete", fast, id); res.Code != 255 || !strings.Contains(res.Stderr, "poststop") {
-			t.Fatalf("fast path required: %s", res)
-		}
-		if res := verb(t, r, "delete", "", id); res.Code != 0 {
-			t.Fatalf("delete: %s", res)
-		}
+		handedOver(t, r, id, "poststop hooks", stoppedContainer(t, r, b, id))
 		if _, err := os.Stat(mark); err != nil {
 			t.Fatalf("the poststop hook did not run: %v", err)
 		}
-		gone(t, r, id, cgroups)
 	})
 	t.Run("host pid namespace", func(t *testing.T) {
 		b := harness.NewBundle(t, "true")
@@ -385,14 +385,7 @@ func TestDeleteFastPathHandsOver(t *testing.T) {
 		b.Spec.Linux.Namespaces = ns
 		b.Save(t)
 		id := newID("delete-hostpid")
-		cgroups := stoppedContainer(t, r, b, id)
-		if res := verb(t, r, "delete", fast, id); res.Code != 255 || !strings.Contains(res.Stderr, "pid namespace") {
-			t.Fatalf("fast path required: %s", res)
-		}
-		if res := verb(t, r, "delete", "", id); res.Code != 0 {
-			t.Fatalf("delete: %s", res)
-		}
-		gone(t, r, id, cgroups)
+		handedOver(t, r, id, "no pid namespace of its own", stoppedContainer(t, r, b, id))
 	})
 	t.Run("sub-cgroup", func(t *testing.T) {
 		b := harness.NewBundle(t, "true")
