@@ -27,6 +27,7 @@ func before(c *cli.Context) error {
 	default:
 		return fmt.Errorf("invalid log-format: %q (want text or json)", f)
 	}
+	logrus.SetFormatter(quietFormatter{logrus.StandardLogger().Formatter})
 	if path := c.String("log"); path != "" {
 		f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND|os.O_SYNC, 0o644)
 		if err != nil {
@@ -36,6 +37,23 @@ func before(c *cli.Context) error {
 		logToStderr = false
 	}
 	return beforeOS(c)
+}
+
+// funcHookWarning is what libcontainer logs for each function hook when it
+// writes the configuration into the init's pipe and the state file.
+const funcHookWarning = "cannot serialize hook of type configs.FuncHook, skipping"
+
+// quietFormatter drops funcHookWarning. The only function hooks are mxc's
+// own (package cgroupfs; config.json can only give command hooks), and they
+// are meant to run in this process only, so the warning would be noise in
+// every client's log for every container.
+type quietFormatter struct{ logrus.Formatter }
+
+func (f quietFormatter) Format(e *logrus.Entry) ([]byte, error) {
+	if e.Level == logrus.WarnLevel && e.Message == funcHookWarning {
+		return nil, nil
+	}
+	return f.Formatter.Format(e)
 }
 
 // exitCoder lets a verb choose its exit status (run returns the container's).

@@ -12,6 +12,7 @@ import (
 	"mxc.dev/mxc/internal/argv"
 	"mxc.dev/mxc/internal/jsonwarm"
 	"mxc.dev/mxc/linux/agentexec"
+	"mxc.dev/mxc/linux/cgroupfs"
 	"mxc.dev/mxc/linux/cgwarm"
 	"mxc.dev/mxc/linux/inithello"
 	"mxc.dev/mxc/spec"
@@ -32,6 +33,9 @@ func init() {
 			// two memfds.
 			inithello.Send(e + 2)
 		}
+		// The runtime may ask for the cgroup v1 mounts during the hook
+		// phase (package cgroupfs): its socket is the last ExtraFile.
+		cgroupfs.Serve()
 		libcontainer.Init()
 	}
 	// create and run: let the kernel's cgroup attach wait elapse while the

@@ -18,6 +18,7 @@ import (
 
 	"mxc.dev/mxc/audit"
 	"mxc.dev/mxc/internal/monitorwatch"
+	"mxc.dev/mxc/linux/cgroupfs"
 	"mxc.dev/mxc/spec"
 )
 
@@ -206,6 +207,14 @@ func (r *Runtime) create(o CreateOpts, act action) (status int, retErr error) {
 	if err != nil {
 		return -1, fmt.Errorf("convert config.json: %w", err)
 	}
+	// mxc (issue 2): the cgroup v1 view at /sys/fs/cgroup is mounted by
+	// mxc's code in the init instead of libcontainer's checked per-mount
+	// path (package cgroupfs; nil when libcontainer keeps it).
+	cgfs, err := cgroupfs.Take(config)
+	if err != nil {
+		return -1, err
+	}
+	defer cgfs.Close()
 	c, err := libcontainer.Create(r.Root, o.ID, config)
 	if err != nil {
 		if errors.Is(err, libcontainer.ErrExist) {
@@ -265,6 +274,9 @@ func (r *Runtime) create(o CreateOpts, act action) (status int, retErr error) {
 		if err := r.Policy.PrepareProcess(p, eff, cc); err != nil {
 			return -1, fmt.Errorf("agent policy: %w", err)
 		}
+	}
+	if cgfs != nil {
+		cgfs.Attach(p) // the last ExtraFile, after the policy's
 	}
 	io, err := setupStdio(p, c, s.Process.Terminal, detach, o.ConsoleSocket)
 	if err != nil {
