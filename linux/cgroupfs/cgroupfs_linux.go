@@ -192,14 +192,21 @@ var libcontainerFDEnv = []string{
 }
 
 // Serve runs in `mxc-runtime init` before libcontainer's init. If the last
-// ExtraFile is this package's socket, it takes it (close-on-exec) and
-// serves the runtime's request in a goroutine: mount when told, answer,
-// close. It never fails the init: without a request nothing happens.
-func Serve() bool {
+// ExtraFile is this package's socket, it takes it (close-on-exec), serves
+// the runtime's request in a goroutine (mount when told, answer, close)
+// and returns its fd, which nobody else in the init may write to (the init
+// hello's guess of its own fd can land on it: inithello). Otherwise it
+// returns -1. It never fails the init.
+func Serve() int {
 	fd := lastExtraFile()
-	if fd < 3 {
-		return false
+	if fd < 3 || !take(fd) {
+		return -1
 	}
+	return fd
+}
+
+// take checks that fd is this package's socket and starts serving it.
+func take(fd int) bool {
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFSOCK {
 		return false
