@@ -36,6 +36,8 @@ func TestCgroupV1ViewUnderPolicies(t *testing.T) {
 		{"files only, no hello", filesOnly, hostNetNode},
 		{"monitor, hello", withMonitor, hostNetNode},
 		{"egress filter, hello", basePolicy(spec.TierProcess), ""},
+		// User and cgroup namespaces: one cgroup mount per hierarchy.
+		{"session tier", basePolicy(spec.TierSession), ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -29,8 +29,9 @@ func normalizeView(s string) string { return mountIDs.ReplaceAllString(s, "") }
 // TestCgroupV1ViewMatchesLibcontainer: the cgroup v1 view that mxc's init
 // mounts itself (linux/cgroupfs) is, mount for mount, option for option,
 // the one libcontainer makes (MXC_CGROUPFS=0), for the mount as runc's and
-// docker's specs write it, read-write, and in the cases left to
-// libcontainer (a cgroup namespace, a later mount below /sys/fs/cgroup).
+// docker's specs write it, read-write, in a cgroup namespace (one mount
+// per hierarchy instead of binds), and where libcontainer keeps it (a
+// later mount below /sys/fs/cgroup).
 func TestCgroupV1ViewMatchesLibcontainer(t *testing.T) {
 	if cgroups.IsCgroup2UnifiedMode() {
 		t.Skip("cgroup v2 host: no v1 view to mount")
@@ -51,7 +52,7 @@ func TestCgroupV1ViewMatchesLibcontainer(t *testing.T) {
 			m := cgroupMount(t, s)
 			m.Options = append(m.Options, "rprivate")
 		}},
-		{"cgroup namespace", false, func(s *specs.Spec) {
+		{"cgroup namespace", true, func(s *specs.Spec) {
 			s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.CgroupNamespace})
 		}},
 		{"later mount below it", false, func(s *specs.Spec) {

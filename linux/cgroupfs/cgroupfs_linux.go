@@ -37,6 +37,10 @@ type params struct {
 	Rootfs      string `json:"rootfs"`
 	Flags       int    `json:"flags"`
 	Propagation []int  `json:"propagation,omitempty"`
+	// Cgroupns: the init has a cgroup namespace of its own, in which each
+	// hierarchy is mounted directly (its root is the container's cgroup)
+	// instead of bind-mounted from the host's tree.
+	Cgroupns bool `json:"cgroupns,omitempty"`
 }
 
 // Plan is a cgroup mount taken from libcontainer's configuration, to be
@@ -58,7 +62,8 @@ func Take(config *configs.Config) (*Plan, error) {
 		return nil, nil
 	}
 	m := config.Mounts[i]
-	pl := &Plan{p: params{Rootfs: config.Rootfs, Flags: m.Flags, Propagation: m.PropagationFlags}}
+	pl := &Plan{p: params{Rootfs: config.Rootfs, Flags: m.Flags, Propagation: m.PropagationFlags,
+		Cgroupns: config.Namespaces.Contains(configs.NEWCGROUP)}}
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("cgroup mount: socketpair: %w", err)
@@ -87,8 +92,11 @@ func Take(config *configs.Config) (*Plan, error) {
 // eligible returns the index of config's cgroup mount if this package may
 // make it, or -1.
 func eligible(config *configs.Config) int {
-	if !config.Namespaces.Contains(configs.NEWNS) || config.Namespaces.Contains(configs.NEWUSER) ||
-		config.Namespaces.Contains(configs.NEWCGROUP) || config.MountLabel != "" || config.RootlessEUID ||
+	// A user namespace without a cgroup namespace gets libcontainer's bind
+	// mounts of host paths, which the user namespace may not be allowed to
+	// see: left to libcontainer.
+	userns, cgroupns := config.Namespaces.Contains(configs.NEWUSER), config.Namespaces.Contains(configs.NEWCGROUP)
+	if !config.Namespaces.Contains(configs.NEWNS) || (userns && !cgroupns) || config.MountLabel != "" || config.RootlessEUID ||
 		config.RootlessCgroups || !filepath.IsAbs(config.Rootfs) {
 		return -1
 	}
@@ -248,7 +256,7 @@ func serve(fd int, p params, perr error) {
 	answer := "ok"
 	if perr != nil {
 		answer = "bad parameters: " + perr.Error()
-	} else if err := Mount(p.Rootfs, p.Flags, p.Propagation); err != nil {
+	} else if err := Mount(p.Rootfs, p.Flags, p.Propagation, p.Cgroupns); err != nil {
 		answer = err.Error()
 	}
 	_ = unix.Send(fd, []byte(answer), unix.MSG_NOSIGNAL)
@@ -277,8 +285,9 @@ func lastExtraFile() int {
 // Mount makes the cgroup v1 view at Dest inside rootfs as libcontainer's
 // mountCgroupV1 does, in the calling process's mount namespace (the
 // container's, before pivot_root). flags and propagation are the spec
-// mount's. Every error names the step and the path.
-func Mount(rootfs string, flags int, propagation []int) error {
+// mount's; cgroupns says that the caller is in the container's own cgroup
+// namespace. Every error names the step and the path.
+func Mount(rootfs string, flags int, propagation []int, cgroupns bool) error {
 	root, err := unix.Open(rootfs, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("open rootfs %s: %w", rootfs, err)
@@ -321,6 +330,12 @@ func Mount(rootfs string, flags int, propagation []int) error {
 		if strings.Contains(name, ",") {
 			merged = append(merged, name)
 		}
+		if cgroupns {
+			if err := mountOne(tmp, name, flags); err != nil {
+				return fmt.Errorf("mount cgroup %s on %s: %w", name, path.Join(Dest, name), err)
+			}
+			continue
+		}
 		if err := bindOne(tmp, name, b.source, bflags, propagation); err != nil {
 			return fmt.Errorf("bind %s on %s: %w", b.source, path.Join(Dest, name), err)
 		}
@@ -333,6 +348,25 @@ func Mount(rootfs string, flags int, propagation []int) error {
 		}
 	}
 	return nil
+}
+
+// mountOne mounts hierarchy name itself on dir name of the tmpfs tmp, as
+// libcontainer does in a cgroup namespace: nosuid, nodev, noexec, read-only
+// if the spec's mount is, no propagation change, no remount.
+func mountOne(tmp int, name string, flags int) error {
+	if err := unix.Mkdirat(tmp, name, 0o755); err != nil {
+		return fmt.Errorf("mkdir: %w", err)
+	}
+	d, err := unix.Openat(tmp, name, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(d)
+	source, data := "cgroup", name
+	if name == "systemd" {
+		source, data = "systemd", cgroups.CgroupNamePrefix+name
+	}
+	return mountAt(source, d, "cgroup", unix.MS_NOEXEC|unix.MS_NOSUID|unix.MS_NODEV|flags&unix.MS_RDONLY, data)
 }
 
 // bindOne mounts source on dir name of the tmpfs tmp, as libcontainer's

@@ -40,7 +40,10 @@ func TestEligible(t *testing.T) {
 		}, -1},
 		{"cgroup namespace", []*configs.Mount{sys, cg}, func(c *configs.Config) {
 			c.Namespaces = append(c.Namespaces, configs.Namespace{Type: configs.NEWCGROUP})
-		}, -1},
+		}, 1},
+		{"user and cgroup namespaces", []*configs.Mount{sys, cg}, func(c *configs.Config) {
+			c.Namespaces = append(c.Namespaces, configs.Namespace{Type: configs.NEWUSER}, configs.Namespace{Type: configs.NEWCGROUP})
+		}, 1},
 		{"no mount namespace", []*configs.Mount{sys, cg}, func(c *configs.Config) {
 			c.Namespaces = configs.Namespaces{{Type: configs.NEWPID}}
 		}, -1},
@@ -94,7 +97,7 @@ func TestTakeRemovesTheMount(t *testing.T) {
 	if _, ok := hooks[0].(configs.FuncHook); !ok {
 		t.Fatalf("first prestart hook is %T, want mxc's", hooks[0])
 	}
-	if pl.p.Flags != 1 || pl.p.Rootfs != "/bundle/rootfs" {
+	if pl.p.Flags != 1 || pl.p.Rootfs != "/bundle/rootfs" || pl.p.Cgroupns {
 		t.Fatalf("params: %+v", pl.p)
 	}
 	pl.Close()

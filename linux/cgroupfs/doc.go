@@ -44,9 +44,14 @@
 // passed through by a client is left as it was). It marks it
 // close-on-exec, so the agent's program never gets it.
 //
+// In a cgroup namespace (the session tier's) libcontainer mounts each
+// hierarchy itself instead of a bind (its root is then the container's
+// cgroup), each through the same checked path; this package does the same
+// with one mount per hierarchy.
+//
 // Only the plain case is taken (Take): cgroup v1, a mount namespace, no
-// user or cgroup namespace (libcontainer mounts each hierarchy directly
-// then, which is cheap), no SELinux mount label, one "cgroup" mount, at
+// user namespace without a cgroup namespace (libcontainer bind-mounts host
+// paths into it), no SELinux mount label, one "cgroup" mount, at
 // /sys/fs/cgroup, after a sysfs mount at /sys, and no later mount at, below
 // or above /sys/fs/cgroup (such a mount would be mounted before this one
 // instead of after it). Anything else stays with libcontainer.
