@@ -1,6 +1,8 @@
 package cgroupfs
 
 import (
+	"path"
+	"strings"
 	"testing"
 
 	"github.com/opencontainers/runc/libcontainer/configs"
@@ -108,4 +110,52 @@ func TestTakeRemovesTheMount(t *testing.T) {
 	if pl, err := Take(c); pl != nil || err != nil {
 		t.Fatalf("MXC_CGROUPFS=0: Take = %v, %v", pl, err)
 	}
+}
+
+// FuzzEligible: whatever the mount list, eligible never panics, and a
+// mount it picks is the one cgroup mount, at Dest, after a sysfs at /sys,
+// with nothing mounted at, above or below Dest after it.
+func FuzzEligible(f *testing.F) {
+	f.Add("proc:/proc sysfs:/sys cgroup:/sys/fs/cgroup bind:/etc/hosts", false, false)
+	f.Add("sysfs:/sys cgroup:/sys/fs/cgroup bind:/sys/fs/cgroup/x", true, true)
+	f.Add("sysfs:/sys/ cgroup:/sys//fs/cgroup/ tmpfs:/sys/fs/cgroupx", false, true)
+	f.Fuzz(func(t *testing.T, list string, userns, cgroupns bool) {
+		c := &configs.Config{Rootfs: "/r", Namespaces: configs.Namespaces{{Type: configs.NEWNS}}}
+		if userns {
+			c.Namespaces = append(c.Namespaces, configs.Namespace{Type: configs.NEWUSER})
+		}
+		if cgroupns {
+			c.Namespaces = append(c.Namespaces, configs.Namespace{Type: configs.NEWCGROUP})
+		}
+		for _, f := range strings.Fields(list) {
+			dev, dest, _ := strings.Cut(f, ":")
+			c.Mounts = append(c.Mounts, &configs.Mount{Device: dev, Destination: dest})
+		}
+		i := eligible(c)
+		if i < 0 {
+			return
+		}
+		if userns && !cgroupns {
+			t.Fatal("took a user namespace without a cgroup namespace")
+		}
+		clean := func(p string) string { return path.Clean("/" + p) }
+		if c.Mounts[i].Device != "cgroup" || clean(c.Mounts[i].Destination) != Dest {
+			t.Fatalf("picked %+v", c.Mounts[i])
+		}
+		sys := false
+		for j, m := range c.Mounts {
+			d := clean(m.Destination)
+			switch {
+			case j < i && m.Device == "sysfs" && d == "/sys":
+				sys = true
+			case j != i && m.Device == "cgroup":
+				t.Fatalf("picked one of several cgroup mounts: %v", list)
+			case j > i && (d == "/" || d == Dest || strings.HasPrefix(Dest, d+"/") || strings.HasPrefix(d, Dest+"/")):
+				t.Fatalf("mount %d (%s) after the picked one overlaps it", j, d)
+			}
+		}
+		if !sys {
+			t.Fatalf("no sysfs at /sys before the picked mount: %v", list)
+		}
+	})
 }
