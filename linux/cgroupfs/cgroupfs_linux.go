@@ -18,6 +18,8 @@ import (
 	"github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
+
+	"mxc.dev/mxc/internal/initfd"
 )
 
 // magic starts the parameters message; the init takes the socket only if
@@ -192,13 +194,6 @@ func (pl *Plan) hook(*specs.State) error {
 	return nil
 }
 
-// libcontainerFDEnv name the fds libcontainer gives its init, all above the
-// process's ExtraFiles.
-var libcontainerFDEnv = []string{
-	"_LIBCONTAINER_CONSOLE", "_LIBCONTAINER_INITPIPE", "_LIBCONTAINER_SYNCPIPE",
-	"_LIBCONTAINER_LOGPIPE", "_LIBCONTAINER_PIDFD_SOCK", "_LIBCONTAINER_FIFOFD",
-}
-
 // Serve runs in `mxc-runtime init` before libcontainer's init. If the last
 // ExtraFile is this package's socket, it takes it (close-on-exec), serves
 // the runtime's request in a goroutine (mount when told, answer, close)
@@ -206,8 +201,8 @@ var libcontainerFDEnv = []string{
 // hello's guess of its own fd can land on it: inithello). Otherwise it
 // returns -1. It never fails the init.
 func Serve() int {
-	fd := lastExtraFile()
-	if fd < 3 || !take(fd) {
+	fd := initfd.Lowest() - 1
+	if !initfd.Extra(fd) || !take(fd) {
 		return -1
 	}
 	return fd
@@ -215,11 +210,7 @@ func Serve() int {
 
 // take checks that fd is this package's socket and starts serving it.
 func take(fd int) bool {
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFSOCK {
-		return false
-	}
-	if typ, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE); err != nil || typ != unix.SOCK_SEQPACKET {
+	if !initfd.Seqpacket(fd) {
 		return false
 	}
 	buf := make([]byte, 64<<10)
@@ -227,7 +218,7 @@ func take(fd int) bool {
 	if err != nil || !bytes.HasPrefix(buf[:n], []byte(magic)) {
 		return false
 	}
-	if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFD, unix.FD_CLOEXEC); err != nil {
+	if !initfd.CloseOnExec(fd) {
 		return false
 	}
 	// Consume the parameters now (the peek saw the whole message).
@@ -260,26 +251,6 @@ func serve(fd int, p params, perr error) {
 		answer = err.Error()
 	}
 	_ = unix.Send(fd, []byte(answer), unix.MSG_NOSIGNAL)
-}
-
-// lastExtraFile is the fd right below the lowest of libcontainer's, or -1
-// outside libcontainer's init.
-func lastExtraFile() int {
-	low := -1
-	for _, k := range libcontainerFDEnv {
-		v, ok := os.LookupEnv(k)
-		if !ok {
-			continue
-		}
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			continue
-		}
-		if low < 0 || n < low {
-			low = n
-		}
-	}
-	return low - 1
 }
 
 // Mount makes the cgroup v1 view at Dest inside rootfs as libcontainer's

@@ -21,10 +21,12 @@
 // runtime's pid namespace (the init is pid 1 in its own), and nothing in
 // the message itself has to be trusted.
 //
-// Safety of the fd choice: libcontainer puts the process's ExtraFiles at
-// fds 3.. in order and its own fds (console, init and sync sockets, log
-// pipe) after them, with their numbers in the init's environment. E+2 is
-// the hello socket only if it lies below all of those; otherwise (an exec,
-// a container without the hello) it is one of libcontainer's and Send
-// leaves it alone.
+// Safety of the fd choice (internal/initfd): libcontainer puts the
+// process's ExtraFiles at fds 3.. in order and its own fds (console, init
+// and sync sockets, log pipe) after them, with their numbers in the init's
+// environment. E+2 is the hello socket only if it lies below all of those;
+// otherwise (an exec, a container without the hello) it is one of
+// libcontainer's and Send leaves it alone. A container whose policy needs
+// no hello may have linux/cgroupfs's socket at E+2: the init serves that
+// one first and then does not say hello on it.
 package inithello

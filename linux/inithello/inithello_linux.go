@@ -6,19 +6,12 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"strconv"
 	"time"
 
 	"golang.org/x/sys/unix"
-)
 
-// libcontainerFDEnv are the environment variables in which libcontainer
-// tells its init the numbers of its own fds, all above the process's
-// ExtraFiles.
-var libcontainerFDEnv = []string{
-	"_LIBCONTAINER_CONSOLE", "_LIBCONTAINER_INITPIPE", "_LIBCONTAINER_SYNCPIPE",
-	"_LIBCONTAINER_LOGPIPE", "_LIBCONTAINER_PIDFD_SOCK", "_LIBCONTAINER_FIFOFD",
-}
+	"mxc.dev/mxc/internal/initfd"
+)
 
 // Pair returns the runtime's end of a new hello socket (with SO_PASSCRED)
 // and the end to append to the init's ExtraFiles. Both are close-on-exec
@@ -78,42 +71,8 @@ func Wait(ctx context.Context, c *net.UnixConn) (int, error) {
 // before libcontainer's init and must never fail the init: the runtime
 // falls back to waiting for libcontainer when no hello comes.
 func Send(fd int) bool {
-	if fd < 3 || !belowLibcontainerFDs(fd) {
-		return false
-	}
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFSOCK {
-		return false
-	}
-	typ, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE)
-	if err != nil || typ != unix.SOCK_SEQPACKET {
-		return false
-	}
-	_, err = unix.FcntlInt(uintptr(fd), unix.F_SETFD, unix.FD_CLOEXEC)
-	if err != nil {
+	if !initfd.Extra(fd) || !initfd.Seqpacket(fd) || !initfd.CloseOnExec(fd) {
 		return false
 	}
 	return unix.Send(fd, []byte{1}, unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL) == nil
-}
-
-// belowLibcontainerFDs reports whether fd is below every fd libcontainer
-// names in the environment, i.e. one of the process's ExtraFiles. With no
-// such variable (not libcontainer's init) nothing qualifies.
-func belowLibcontainerFDs(fd int) bool {
-	seen := false
-	for _, k := range libcontainerFDEnv {
-		v, ok := os.LookupEnv(k)
-		if !ok {
-			continue
-		}
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			continue
-		}
-		seen = true
-		if fd >= n {
-			return false
-		}
-	}
-	return seen
 }

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"mxc.dev/mxc/internal/initfd"
 )
 
 // TestHello: Send on the child end (below libcontainer's fds) is received
@@ -57,7 +59,7 @@ func TestSendLeavesOthersAlone(t *testing.T) {
 	defer child.Close()
 	fd := int(child.Fd())
 
-	for _, k := range libcontainerFDEnv {
+	for _, k := range initfd.Env {
 		t.Setenv(k, "")
 		os.Unsetenv(k)
 	}
