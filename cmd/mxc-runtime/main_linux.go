@@ -26,18 +26,17 @@ func init() {
 	if len(os.Args) > 1 && os.Args[1] == "init" {
 		// mxc (issue 4, enforcement helper): swap the agent-exec placeholder fd
 		// for the sealed /proc/self/exe before libcontainer closes fds and execs.
-		e := agentexec.FixupInitFDs()
-		// The runtime may ask for the cgroup v1 mounts during the hook
-		// phase (package cgroupfs): its socket is the last ExtraFile.
-		cg := cgroupfs.Serve()
-		if e >= 0 && e+2 != cg {
+		if e := agentexec.FixupInitFDs(); e >= 0 {
 			// The runtime may wait for this to program the container's
 			// network namespace during the init's set-up (package
 			// inithello): the hello socket sits right after agentexec's
-			// two memfds, when the policy needs one; when it does not,
-			// that fd may be cgroupfs's, which must not get the hello.
+			// two memfds, when the policy needs one (Send claims it
+			// only if it is: internal/initfd).
 			inithello.Send(e + 2)
 		}
+		// The runtime may ask for the cgroup v1 mounts during the hook
+		// phase (package cgroupfs): its socket is the last ExtraFile.
+		cgroupfs.Serve()
 		libcontainer.Init()
 	}
 	// create and run: let the kernel's cgroup attach wait elapse while the

@@ -1,7 +1,6 @@
 package cgroupfs
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -195,40 +194,18 @@ func (pl *Plan) hook(*specs.State) error {
 }
 
 // Serve runs in `mxc-runtime init` before libcontainer's init. If the last
-// ExtraFile is this package's socket, it takes it (close-on-exec), serves
-// the runtime's request in a goroutine (mount when told, answer, close)
-// and returns its fd, which nobody else in the init may write to (the init
-// hello's guess of its own fd can land on it: inithello). Otherwise it
-// returns -1. It never fails the init.
-func Serve() int {
+// ExtraFile is this package's socket (initfd.Claim), it serves the
+// runtime's request in a goroutine: mount when told, answer, close. It
+// never fails the init: without a request nothing happens.
+func Serve() {
 	fd := initfd.Lowest() - 1
-	if !initfd.Extra(fd) || !take(fd) {
-		return -1
-	}
-	return fd
-}
-
-// take checks that fd is this package's socket and starts serving it.
-func take(fd int) bool {
-	if !initfd.Seqpacket(fd) {
-		return false
-	}
-	buf := make([]byte, 64<<10)
-	n, _, err := unix.Recvfrom(fd, buf, unix.MSG_PEEK|unix.MSG_DONTWAIT)
-	if err != nil || !bytes.HasPrefix(buf[:n], []byte(magic)) {
-		return false
-	}
-	if !initfd.CloseOnExec(fd) {
-		return false
-	}
-	// Consume the parameters now (the peek saw the whole message).
-	if _, _, err := unix.Recvfrom(fd, buf, unix.MSG_DONTWAIT); err != nil {
-		return false
+	payload, ok := initfd.Claim(fd, magic)
+	if !ok {
+		return
 	}
 	var p params
-	perr := json.Unmarshal(buf[len(magic):n], &p)
+	perr := json.Unmarshal(payload, &p)
 	go serve(fd, p, perr)
-	return true
 }
 
 func serve(fd int, p params, perr error) {

@@ -40,9 +40,10 @@
 // magic prefix and the mount's parameters (rootfs, flags, propagation).
 // `mxc-runtime init` looks only at the fd right below libcontainer's own
 // fds (the last ExtraFile), and takes it only if it is a SOCK_SEQPACKET
-// socket whose queued message starts with the magic (peeked, so a socket
-// passed through by a client is left as it was). It marks it
-// close-on-exec, so the agent's program never gets it.
+// socket whose queued message starts with the magic (internal/initfd's
+// Claim: peeked, so a socket passed through by a client, or another
+// package's, is left as it was). It marks it close-on-exec, so the agent's
+// program never gets it.
 //
 // In a cgroup namespace (the session tier's) libcontainer mounts each
 // hierarchy itself instead of a bind (its root is then the container's

@@ -24,9 +24,8 @@
 // Safety of the fd choice (internal/initfd): libcontainer puts the
 // process's ExtraFiles at fds 3.. in order and its own fds (console, init
 // and sync sockets, log pipe) after them, with their numbers in the init's
-// environment. E+2 is the hello socket only if it lies below all of those;
-// otherwise (an exec, a container without the hello) it is one of
-// libcontainer's and Send leaves it alone. A container whose policy needs
-// no hello may have linux/cgroupfs's socket at E+2: the init serves that
-// one first and then does not say hello on it.
+// environment. E+2 is taken only if it lies below all of those and is a
+// SOCK_SEQPACKET socket on which Pair queued the hello's magic message;
+// otherwise (an exec, a container without the hello, whose E+2 may be
+// another package's socket such as linux/cgroupfs's) Send leaves it alone.
 package inithello

@@ -13,6 +13,10 @@ import (
 	"mxc.dev/mxc/internal/initfd"
 )
 
+// magic is queued on the init's end by Pair; Send says hello only on a
+// socket whose queued message is it (initfd.Claim).
+const magic = "mxc-init-hello/1\n"
+
 // Pair returns the runtime's end of a new hello socket (with SO_PASSCRED)
 // and the end to append to the init's ExtraFiles. Both are close-on-exec
 // in the runtime; the caller closes child once the init has started.
@@ -25,6 +29,11 @@ func Pair() (*net.UnixConn, *os.File, error) {
 		unix.Close(fds[0])
 		unix.Close(fds[1])
 		return nil, nil, fmt.Errorf("init hello socket: SO_PASSCRED: %w", err)
+	}
+	if err := unix.Send(fds[0], []byte(magic), 0); err != nil {
+		unix.Close(fds[0])
+		unix.Close(fds[1])
+		return nil, nil, fmt.Errorf("init hello socket: %w", err)
 	}
 	ours := os.NewFile(uintptr(fds[0]), "init-hello")
 	defer ours.Close() // FileConn dups it
@@ -71,7 +80,7 @@ func Wait(ctx context.Context, c *net.UnixConn) (int, error) {
 // before libcontainer's init and must never fail the init: the runtime
 // falls back to waiting for libcontainer when no hello comes.
 func Send(fd int) bool {
-	if !initfd.Extra(fd) || !initfd.Seqpacket(fd) || !initfd.CloseOnExec(fd) {
+	if _, ok := initfd.Claim(fd, magic); !ok {
 		return false
 	}
 	return unix.Send(fd, []byte{1}, unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL) == nil

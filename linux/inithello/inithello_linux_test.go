@@ -95,6 +95,28 @@ func TestSendLeavesOthersAlone(t *testing.T) {
 	if Send(1) || Send(-1) {
 		t.Error("Send wrote on stdio or an invalid fd")
 	}
+	// Another package's socket where the hello would be (linux/cgroupfs's,
+	// for a policy without the hello): its message and flags stay.
+	other, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(other[0])
+	defer unix.Close(other[1])
+	if _, err := unix.Write(other[0], []byte("mxc-cgroupfs/1\n{}")); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("_LIBCONTAINER_INITPIPE", strconv.Itoa(other[1]+1))
+	if Send(other[1]) {
+		t.Error("Send wrote on another package's socket")
+	}
+	buf := make([]byte, 64)
+	if n, _, err := unix.Recvfrom(other[0], buf, unix.MSG_DONTWAIT); err != unix.EAGAIN {
+		t.Errorf("a hello reached the other socket's peer: %q, %v", buf[:n], err)
+	}
+	if n, _, err := unix.Recvfrom(other[1], buf, unix.MSG_DONTWAIT); err != nil || string(buf[:n]) != "mxc-cgroupfs/1\n{}" {
+		t.Errorf("the other socket's message: %q, %v", buf[:n], err)
+	}
 
 	// Nothing arrived on the hello socket.
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
