@@ -302,10 +302,7 @@ func Mount(rootfs string, flags int, propagation []int, cgroupns bool) error {
 // libcontainer does in a cgroup namespace: nosuid, nodev, noexec, read-only
 // if the spec's mount is, no propagation change, no remount.
 func mountOne(tmp int, name string, flags int) error {
-	if err := unix.Mkdirat(tmp, name, 0o755); err != nil {
-		return fmt.Errorf("mkdir: %w", err)
-	}
-	d, err := unix.Openat(tmp, name, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	d, err := mkdirOpen(tmp, name)
 	if err != nil {
 		return err
 	}
@@ -320,10 +317,7 @@ func mountOne(tmp int, name string, flags int) error {
 // bindOne mounts source on dir name of the tmpfs tmp, as libcontainer's
 // "bind" case does: bind, propagation, remount with the flags.
 func bindOne(tmp int, name, source string, flags int, propagation []int) error {
-	if err := unix.Mkdirat(tmp, name, 0o755); err != nil {
-		return fmt.Errorf("mkdir: %w", err)
-	}
-	d, err := unix.Openat(tmp, name, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	d, err := mkdirOpen(tmp, name)
 	if err != nil {
 		return err
 	}
@@ -333,7 +327,7 @@ func bindOne(tmp int, name, source string, flags int, propagation []int) error {
 		return err
 	}
 	// The new mount's root, for the propagation and the remount.
-	d, err = unix.Openat(tmp, name, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	d, err = openDir(tmp, name)
 	if err != nil {
 		return err
 	}
@@ -347,6 +341,21 @@ func bindOne(tmp int, name, source string, flags int, propagation []int) error {
 		}
 	}
 	return nil
+}
+
+// mkdirOpen makes directory name in the tmpfs tmp (new: the tmpfs was
+// just mounted) and opens it for mounting on.
+func mkdirOpen(tmp int, name string) (int, error) {
+	if err := unix.Mkdirat(tmp, name, 0o755); err != nil {
+		return -1, fmt.Errorf("mkdir: %w", err)
+	}
+	return openDir(tmp, name)
+}
+
+// openDir opens directory name of tmp, not following a symlink; after a
+// mount on it, the mount's root.
+func openDir(tmp int, name string) (int, error) {
+	return unix.Openat(tmp, name, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 }
 
 func propagate(fd int, propagation []int) error {
