@@ -13,6 +13,8 @@ import (
 	"os/exec"
 	"path/filepath"
 
+	bootapi "github.com/containerd/containerd/api/runtime/bootstrap/v1"
+	taskAPI "github.com/containerd/containerd/api/runtime/task/v3"
 	"github.com/containerd/containerd/api/types"
 	"github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2/manager"
 	"github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2/runc"
@@ -24,6 +26,8 @@ import (
 	"github.com/containerd/typeurl/v2"
 	"github.com/opencontainers/runtime-spec/specs-go/features"
 	"google.golang.org/protobuf/proto"
+
+	"mxc.dev/mxc/internal/helperheap"
 )
 
 // RuntimeName is the runtime_type containerd knows this shim by; containerd
@@ -42,6 +46,16 @@ func NewManager() shim.Shim {
 	return mxcManager{Shim: manager.NewShimManager(RuntimeName)}
 }
 
+// Start spawns the shim's long-running process with the collector off for
+// its start-up (helperheap.OffForChildren; it restores the setting). This
+// process, which exits as soon as that one runs, needs no collector either
+// (containerd's shim code has just set GOGC=40).
+func (m mxcManager) Start(ctx context.Context, opts *bootapi.BootstrapParams) (*bootapi.BootstrapResult, error) {
+	helperheap.Delay(heapSettle)
+	helperheap.OffForChildren()
+	return m.Shim.Start(ctx, opts)
+}
+
 // Stop runs when containerd cleans up after a shim that is gone (`shim
 // delete`, with the task's bundle as the working directory): the runc code
 // force-deletes the container with the binary and root recorded in the
@@ -50,9 +64,13 @@ func NewManager() shim.Shim {
 // containerd runs this clean-up after every shim's exit, also after a
 // normal task deletion, and waits for it: `ctr run --rm` and every CRI
 // container removal pay for it. When the shim's own delete of the task
-// succeeded (the deletedMarker) and recorded the exit, the runtime's
+// succeeded (the DeletedMarker) and recorded the exit, the runtime's
 // delete would find nothing (~5 ms of an mxc-runtime start for a no-op):
-// the recorded exit is the answer, as the runc code would give it.
+// the recorded exit is the answer, as the runc code would give it. The
+// shim binary normally gives that answer before its Go runtime starts
+// (package fastcleanup); this is the same answer for the cases the C
+// code leaves to Go (an older shim's empty marker, a mount left below
+// the rootfs, MXC_SHIM_FAST_CLEANUP=0).
 func (m mxcManager) Stop(ctx context.Context, id string) (shim.StopStatus, error) {
 	if cwd, err := os.Getwd(); err == nil {
 		bundle := filepath.Join(filepath.Dir(cwd), id) // as the runc code finds it
@@ -69,21 +87,30 @@ func (m mxcManager) Stop(ctx context.Context, id string) (shim.StopStatus, error
 }
 
 // deletedStatus is the exit recorded in bundle, if the shim deleted the
-// task's container there (deletedMarker); ok is false when the runtime's
-// delete must run.
+// task's container there (DeletedMarker); ok is false when the runtime's
+// delete must run. The marker holds the shim's DeleteResponse; a marker
+// of an older shim is empty and the exit comes from the runc code's exit
+// file.
 func deletedStatus(ctx context.Context, bundle string) (st shim.StopStatus, ok bool) {
-	if _, err := os.Stat(filepath.Join(bundle, deletedMarker)); err != nil {
-		return st, false
-	}
-	exit, err := runc.ReadExitStatus(bundle)
+	b, err := os.ReadFile(filepath.Join(bundle, DeletedMarker))
 	if err != nil {
 		return st, false
+	}
+	var resp taskAPI.DeleteResponse
+	if len(b) > 0 && proto.Unmarshal(b, &resp) == nil && resp.GetExitedAt() != nil {
+		st = shim.StopStatus{Pid: int(resp.GetPid()), ExitStatus: int(resp.GetExitStatus()), ExitedAt: resp.GetExitedAt().AsTime()}
+	} else {
+		exit, err := runc.ReadExitStatus(bundle)
+		if err != nil {
+			return st, false
+		}
+		st = shim.StopStatus{ExitedAt: exit.Timestamp, ExitStatus: exit.Status, Pid: exit.Pid}
 	}
 	// The shim's delete unmounted it; this is the runc code's step, in case.
 	if err := mount.UnmountRecursive(filepath.Join(bundle, "rootfs"), 0); err != nil {
 		log.G(ctx).WithError(err).Warn("failed to cleanup rootfs mount")
 	}
-	return shim.StopStatus{ExitedAt: exit.Timestamp, ExitStatus: exit.Status, Pid: exit.Pid}, true
+	return st, true
 }
 
 // Info answers containerd's runtime introspection (`shim -info`, used by the

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	taskAPI "github.com/containerd/containerd/api/runtime/task/v3"
 	"github.com/containerd/containerd/api/types/runc/options"
 	runtimeoptions "github.com/containerd/containerd/api/types/runtimeoptions/v1"
 	"github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2/runc"
@@ -18,6 +19,7 @@ import (
 	"github.com/containerd/typeurl/v2"
 	"github.com/opencontainers/runtime-spec/specs-go/features"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
 func infoInput(t *testing.T, v any) *bytes.Reader {
@@ -130,14 +132,16 @@ func TestStopAfterShimDelete(t *testing.T) {
 	ctx := namespaces.WithNamespace(context.Background(), "mxc-test")
 	exitedAt := time.Date(2026, 11, 28, 9, 0, 0, 0, time.UTC)
 	for _, tc := range []struct {
-		name         string
-		marker, exit bool
-		wantRuntime  bool
-		wantStatus   int
+		name        string
+		marker      string // "", "empty" (an older shim's), "response"
+		exit        bool
+		wantRuntime bool
+		wantStatus  int
 	}{
-		{name: "deleted by the shim", marker: true, exit: true, wantRuntime: false, wantStatus: 3},
+		{name: "deleted by the shim", marker: "response", wantRuntime: false, wantStatus: 3},
+		{name: "deleted by an older shim", marker: "empty", exit: true, wantRuntime: false, wantStatus: 3},
 		{name: "no marker", exit: true, wantRuntime: true, wantStatus: 3},
-		{name: "marker without a recorded exit", marker: true, wantRuntime: true, wantStatus: 137},
+		{name: "empty marker without a recorded exit", marker: "empty", wantRuntime: true, wantStatus: 137},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			os.Remove(calls)
@@ -151,9 +155,18 @@ func TestStopAfterShimDelete(t *testing.T) {
 			if err := runc.WriteOptions(bundle, &options.Options{Root: filepath.Join(dir, "root")}); err != nil {
 				t.Fatal(err)
 			}
-			if tc.marker {
-				if err := os.WriteFile(filepath.Join(bundle, deletedMarker), nil, 0o600); err != nil {
+			switch tc.marker {
+			case "empty":
+				if err := os.WriteFile(filepath.Join(bundle, DeletedMarker), nil, 0o600); err != nil {
 					t.Fatal(err)
+				}
+			case "response":
+				resp := &taskAPI.DeleteResponse{Pid: 42, ExitStatus: 3, ExitedAt: timestamppb.New(exitedAt)}
+				if err := markDeleted(bundle, resp); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := os.Stat(filepath.Join(bundle, "."+DeletedMarker+".tmp")); !os.IsNotExist(err) {
+					t.Fatalf("temporary marker left: %v", err)
 				}
 			}
 			if tc.exit {
@@ -169,7 +182,7 @@ func TestStopAfterShimDelete(t *testing.T) {
 			if st.ExitStatus != tc.wantStatus {
 				t.Fatalf("exit status %d, want %d", st.ExitStatus, tc.wantStatus)
 			}
-			if tc.exit && (st.Pid != 42 || !st.ExitedAt.Equal(exitedAt)) {
+			if (tc.exit || tc.marker == "response") && (st.Pid != 42 || !st.ExitedAt.Equal(exitedAt)) {
 				t.Fatalf("status %+v", st)
 			}
 			got, _ := os.ReadFile(calls)

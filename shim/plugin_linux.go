@@ -4,12 +4,15 @@ package shim
 
 import (
 	"context"
+	"time"
 
 	"github.com/containerd/containerd/v2/pkg/shim"
 	"github.com/containerd/containerd/v2/pkg/shutdown"
 	"github.com/containerd/containerd/v2/plugins"
 	"github.com/containerd/plugin"
 	"github.com/containerd/plugin/registry"
+
+	"mxc.dev/mxc/internal/helperheap"
 )
 
 // Registered here and not by importing the runc shim's task/plugin package:
@@ -36,5 +39,14 @@ func init() {
 // Run is the shim's main: containerd starts it as `containerd-shim-mxc-v2
 // start|delete|-info ...` and talks ttrpc to the long-running instance.
 func Run() {
+	// The long-running shim process starts with the collector off
+	// (mxcManager.Start); its own children get containerd's GOGC.
+	helperheap.RestoreEnv()
 	shim.RunShim(context.Background(), NewManager())
 }
+
+// heapSettle is how long the long-running shim process runs with the
+// collector off: past its task's creation and start and a short task's
+// exit and deletion (a `ctr run --rm` takes ~0.1 s). Then the collector
+// runs as containerd's shim code set it (GOGC=40).
+const heapSettle = 2 * time.Second

@@ -22,6 +22,11 @@ import (
 	"github.com/containerd/log"
 	"github.com/containerd/ttrpc"
 	"github.com/containerd/typeurl/v2"
+	"github.com/opencontainers/runtime-spec/specs-go"
+	"google.golang.org/protobuf/proto"
+
+	"mxc.dev/mxc/internal/helperheap"
+	"mxc.dev/mxc/internal/jsonwarm"
 )
 
 // nodeConfigEnv is how mxc-runtime's global --config flag reads its default.
@@ -31,10 +36,13 @@ const nodeConfigEnv = "MXC_CONFIG"
 // options.json the runc shim code writes, for the `delete` shim invocation.
 const bundleOptionsFile = "mxc-options.json"
 
-// deletedMarker, in a task's bundle, says that the runtime's delete of the
+// DeletedMarker, in a task's bundle, says that the runtime's delete of the
 // task's container succeeded through this shim: the container and every
-// piece of host state keyed by its id are gone (see mxcManager.Stop).
-const deletedMarker = "mxc-deleted"
+// piece of host state keyed by its id are gone (see mxcManager.Stop). It
+// holds the DeleteResponse the shim answered with, protobuf-encoded: the
+// answer of the clean-up containerd runs after the shim's exit, which
+// package fastcleanup gives from C without starting the Go shim.
+const DeletedMarker = "mxc-deleted"
 
 // drainTimeout bounds how long a task's deletion waits for its audit log.
 const drainTimeout = 3 * time.Second
@@ -53,10 +61,19 @@ type service struct {
 	mu         sync.Mutex
 	nodeConfig *string           // MXC_CONFIG this shim process set; nil: not yet decided
 	followed   map[string]bool   // tasks whose audit log is followed
-	bundles    map[string]string // task id -> bundle, for the deletedMarker
+	bundles    map[string]string // task id -> bundle, for the DeletedMarker
 }
 
 func newTaskService(ctx context.Context, publisher shim.Publisher, sd shutdown.Service) (taskAPI.TTRPCTaskService, error) {
+	// containerd's shim code has just set GOGC=40 (pkg/shim setRuntime),
+	// whose 1.6 MiB first heap goal means collections all through the
+	// task's creation, ~10% of the shim's CPU then (perf): keep the
+	// collector off until the shim has settled, then give that back.
+	helperheap.Delay(heapSettle)
+	// The runc code decodes the task's config.json when its init exits
+	// (ShouldKillAllOnExit), on the path of the exit event; encoding/json's
+	// first-use tables for the spec, ~1 ms of CPU, are built meanwhile.
+	jsonwarm.Start(&specs.Spec{})
 	inner, err := task.NewTaskService(ctx, publisher, sd)
 	if err != nil {
 		return nil, err
@@ -138,7 +155,7 @@ func (s *service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (*ta
 // writer (an OOM event can come up to 200 ms after the init's exit).
 // A refused delete (task still running) keeps the follower.
 //
-// A delete that succeeded leaves the deletedMarker in the bundle: the runc
+// A delete that succeeded leaves the DeletedMarker in the bundle: the runc
 // shim code returns success only when the runtime's delete did (or found
 // no container), so the clean-up containerd runs once this shim has exited
 // (the `delete` command, mxcManager.Stop) has nothing left to remove.
@@ -154,7 +171,7 @@ func (s *service) Delete(ctx context.Context, r *taskAPI.DeleteRequest) (*taskAP
 	delete(s.bundles, r.ID)
 	s.mu.Unlock()
 	if bundle != "" {
-		if err := os.WriteFile(filepath.Join(bundle, deletedMarker), nil, 0o600); err != nil {
+		if err := markDeleted(bundle, resp); err != nil {
 			// The clean-up then runs the runtime's delete, as without a marker.
 			log.G(ctx).WithError(err).Warn("mxc: mark task deleted")
 		}
@@ -164,6 +181,25 @@ func (s *service) Delete(ctx context.Context, r *taskAPI.DeleteRequest) (*taskAP
 		s.audit.stop(r.ID, drainTimeout)
 	}
 	return resp, nil
+}
+
+// markDeleted writes the DeletedMarker with resp, the clean-up's answer.
+// Written whole under a temporary name and renamed, so that a reader sees
+// either no marker or the full response.
+func markDeleted(bundle string, resp *taskAPI.DeleteResponse) error {
+	b, err := proto.Marshal(resp)
+	if err != nil {
+		return fmt.Errorf("encode delete response: %w", err)
+	}
+	tmp := filepath.Join(bundle, "."+DeletedMarker+".tmp")
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, filepath.Join(bundle, DeletedMarker)); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return nil
 }
 
 // useNodeConfig points every runtime call of this shim process at the node

@@ -133,7 +133,7 @@ ensure_shim() {
 		MXC_SHIM=$IT_BIN/containerd-shim-mxc-v2
 		mkdir -p "$IT_BIN"
 		# the tags of the Makefile's shim target
-		(cd "$REPO_ROOT" && CGO_ENABLED=0 go build -trimpath -tags "urfave_cli_no_docs no_grpc" -o "$MXC_SHIM" ./cmd/containerd-shim-mxc-v2) ||
+		(cd "$REPO_ROOT" && CGO_ENABLED=1 go build -trimpath -tags "urfave_cli_no_docs no_grpc netgo osusergo" -ldflags "-extldflags -static" -o "$MXC_SHIM" ./cmd/containerd-shim-mxc-v2) ||
 			die "go build ./cmd/containerd-shim-mxc-v2 failed"
 	fi
 	[ -x "$MXC_SHIM" ] || die "MXC_SHIM=$MXC_SHIM is not executable"

@@ -69,6 +69,10 @@ cleanup # idempotent: whatever a killed earlier run left
 
 mkdir -p "$SHIM_PATH" "$RT_ROOT"
 ln -sfn "$MXC_SHIM" "$SHIM_PATH/containerd-shim-mxc-v2"
+# containerd runs `shim delete` after every shim's exit and passes its environment on:
+# with this the shim's C clean-up (shim/fastcleanup) says on stderr, which containerd
+# logs, when it hands over to the Go path
+export MXC_SHIM_FAST_CLEANUP_DEBUG=1
 "$IT_HERE/containerd.sh" up >/dev/null || die "containerd did not start"
 c images import "$IMAGES_DIR/busybox-local.tar" >/dev/null 2>&1 || die "image import failed"
 
@@ -83,6 +87,11 @@ socks_before=$(ls /run/containerd/s 2>/dev/null | sort)
 echo "== containerd $CONTAINERD_VERSION + containerd-shim-mxc-v2 -> $MXC_RUNTIME"
 step "run --rm: output"                    "c run --rm $R $I a-rm echo hi | qgrep -x hi"
 step "run --rm: exit status 7 comes back"  "c run --rm $R $I a-exit sh -c 'exit 7'; [ \$? = 7 ]"
+# the shim deleted the task, so the clean-up after its exit is answered in C, without
+# the Go shim or the runtime (and ctr run --rm returns only after that clean-up)
+step "run --rm: clean-up answered in C"     "c run --rm $R $I a-fastclean true &&
+	grep 'cleaning up dead shim' $D/containerd.log | qgrep 'id=a-fastclean' &&
+	! grep 'id=a-fastclean' $D/containerd.log | grep 'Go path'"
 step "run -d"                              "c run -d $R $I a-d sh -c 'echo \$\$ >/tmp/pid; exec sleep 1000'"
 step "task RUNNING under the mxc shim"     "c tasks ls | grep -E '^a-d +[0-9]+ +RUNNING' && pgrep -f '^[^ ]*containerd-shim-mxc-v2 -namespace $NS -id a-d -address $SOCK'"
 step "runtime state in the Root option"    "test -d $RT_ROOT/$NS/a-d"
