@@ -74,6 +74,7 @@ func newTaskService(ctx context.Context, publisher shim.Publisher, sd shutdown.S
 	// (ShouldKillAllOnExit), on the path of the exit event; encoding/json's
 	// first-use tables for the spec, ~1 ms of CPU, are built meanwhile.
 	jsonwarm.Start(&specs.Spec{})
+	go warmProto()
 	inner, err := task.NewTaskService(ctx, publisher, sd)
 	if err != nil {
 		return nil, err
