@@ -44,7 +44,7 @@ func before(c *cli.Context) error {
 const funcHookWarning = "cannot serialize hook of type configs.FuncHook, skipping"
 
 // quietFormatter drops funcHookWarning. The only function hooks are mxc's
-// own (package cgroupfs; config.json can only give command hooks), and they
+// own (package initmount; config.json can only give command hooks), and they
 // are meant to run in this process only, so the warning would be noise in
 // every client's log for every container.
 type quietFormatter struct{ logrus.Formatter }

@@ -12,7 +12,7 @@ import (
 	"mxc.dev/mxc/internal/argv"
 	"mxc.dev/mxc/internal/jsonwarm"
 	"mxc.dev/mxc/linux/agentexec"
-	"mxc.dev/mxc/linux/cgroupfs"
+	"mxc.dev/mxc/linux/initmount"
 	"mxc.dev/mxc/linux/cgwarm"
 	"mxc.dev/mxc/linux/inithello"
 	"mxc.dev/mxc/spec"
@@ -35,8 +35,8 @@ func init() {
 			inithello.Send(e + 2)
 		}
 		// The runtime may ask for the cgroup v1 mounts during the hook
-		// phase (package cgroupfs): its socket is the last ExtraFile.
-		cgroupfs.Serve()
+		// phase (package initmount): its socket is the last ExtraFile.
+		initmount.Serve()
 		libcontainer.Init()
 	}
 	// create and run: let the kernel's cgroup attach wait elapse while the

@@ -12,7 +12,7 @@
 // string of the socket's owner, and the owner's Claim takes only an fd
 // whose queued message starts with its magic (peeked, so any other fd is
 // left as it was). The init hello (linux/inithello) and the cgroup v1
-// mounts (linux/cgroupfs) claim their sockets this way, so neither can
+// mounts (linux/initmount) claim their sockets this way, so neither can
 // write on the other's.
 package initfd
 

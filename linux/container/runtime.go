@@ -18,7 +18,7 @@ import (
 
 	"mxc.dev/mxc/audit"
 	"mxc.dev/mxc/internal/monitorwatch"
-	"mxc.dev/mxc/linux/cgroupfs"
+	"mxc.dev/mxc/linux/initmount"
 	"mxc.dev/mxc/spec"
 )
 
@@ -168,6 +168,9 @@ func (r *Runtime) create(o CreateOpts, act action) (status int, retErr error) {
 			return -1, fmt.Errorf("agent policy: %w", err)
 		}
 	}
+	// The user's mounts; the policy may append its own (package initmount
+	// tells them apart).
+	userMounts := len(s.Mounts)
 	cc := &CreateContext{ID: o.ID, Bundle: bundle, StateDir: r.stateDir(o.ID), Spec: s}
 	rec := &Record{ID: o.ID, Bundle: bundle, Created: time.Now().UTC()}
 	cc.Record = rec
@@ -207,10 +210,11 @@ func (r *Runtime) create(o CreateOpts, act action) (status int, retErr error) {
 	if err != nil {
 		return -1, fmt.Errorf("convert config.json: %w", err)
 	}
-	// mxc (issue 2): the cgroup v1 view at /sys/fs/cgroup is mounted by
+	// mxc (issue 2): the run of standard mounts at the end of the list
+	// (/dev's pseudo-filesystems, /sys, the cgroup v1 view) is mounted by
 	// mxc's code in the init instead of libcontainer's checked per-mount
-	// path (package cgroupfs; nil when libcontainer keeps it).
-	cgfs, err := cgroupfs.Take(config)
+	// path (package initmount; nil when libcontainer keeps them all).
+	cgfs, err := initmount.Take(config, userMounts)
 	if err != nil {
 		return -1, err
 	}

@@ -27,5 +27,5 @@
 // environment. E+2 is taken only if it lies below all of those and is a
 // SOCK_SEQPACKET socket on which Pair queued the hello's magic message;
 // otherwise (an exec, a container without the hello, whose E+2 may be
-// another package's socket such as linux/cgroupfs's) Send leaves it alone.
+// another package's socket such as linux/initmount's) Send leaves it alone.
 package inithello

@@ -95,7 +95,7 @@ func TestSendLeavesOthersAlone(t *testing.T) {
 	if Send(1) || Send(-1) {
 		t.Error("Send wrote on stdio or an invalid fd")
 	}
-	// Another package's socket where the hello would be (linux/cgroupfs's,
+	// Another package's socket where the hello would be (linux/initmount's,
 	// for a policy without the hello): its message and flags stay.
 	other, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET, 0)
 	if err != nil {
@@ -103,7 +103,7 @@ func TestSendLeavesOthersAlone(t *testing.T) {
 	}
 	defer unix.Close(other[0])
 	defer unix.Close(other[1])
-	if _, err := unix.Write(other[0], []byte("mxc-cgroupfs/1\n{}")); err != nil {
+	if _, err := unix.Write(other[0], []byte("mxc-initmount/1\n{}")); err != nil {
 		t.Fatal(err)
 	}
 	t.Setenv("_LIBCONTAINER_INITPIPE", strconv.Itoa(other[1]+1))
@@ -114,7 +114,7 @@ func TestSendLeavesOthersAlone(t *testing.T) {
 	if n, _, err := unix.Recvfrom(other[0], buf, unix.MSG_DONTWAIT); err != unix.EAGAIN {
 		t.Errorf("a hello reached the other socket's peer: %q, %v", buf[:n], err)
 	}
-	if n, _, err := unix.Recvfrom(other[1], buf, unix.MSG_DONTWAIT); err != nil || string(buf[:n]) != "mxc-cgroupfs/1\n{}" {
+	if n, _, err := unix.Recvfrom(other[1], buf, unix.MSG_DONTWAIT); err != nil || string(buf[:n]) != "mxc-initmount/1\n{}" {
 		t.Errorf("the other socket's message: %q, %v", buf[:n], err)
 	}
 

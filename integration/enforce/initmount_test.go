@@ -14,11 +14,11 @@ import (
 
 // TestCgroupV1ViewUnderPolicies: with a process-tier policy the init holds
 // agentexec's fds and, when the policy needs the monitor or the egress
-// filter, the init hello's socket besides linux/cgroupfs's. The cgroup v1
-// view is still mxc's and the same as libcontainer's, and the hello (whose
-// fd the init guesses) never lands on cgroupfs's socket: a policy without
-// monitor and network rules has no hello socket, so the guessed fd is
-// cgroupfs's then.
+// filter, the init hello's socket besides linux/initmount's. The cgroup v1
+// view (and, without a user namespace, /dev's submounts) is still mxc's
+// and the same as libcontainer's, and the hello never lands on
+// initmount's socket: a policy without monitor and network rules has no
+// hello socket, so the fd where the hello would be is initmount's then.
 func TestCgroupV1ViewUnderPolicies(t *testing.T) {
 	if cgroups.IsCgroup2UnifiedMode() {
 		t.Skip("cgroup v2 host: no v1 view to mount")
@@ -45,16 +45,16 @@ func TestCgroupV1ViewUnderPolicies(t *testing.T) {
 			if tc.node != "" {
 				r.Config = writeNodeConfig(t, tc.node)
 			}
-			b := agentBundle(t, tc.pol, "sh", "-c", "grep ' /sys/fs/cgroup' /proc/self/mountinfo | cut -d' ' -f4-")
+			b := agentBundle(t, tc.pol, "sh", "-c", "grep -E ' /sys/fs/cgroup| /dev/(pts|shm|mqueue) ' /proc/self/mountinfo | cut -d' ' -f4-")
 			views := map[string]string{}
 			for _, mode := range []string{"", "0"} {
-				r.Env = []string{"MXC_CGROUPFS=" + mode}
+				r.Env = []string{"MXC_INIT_MOUNTS=" + mode}
 				res := r.Run("--debug", "run", "--bundle", b.Dir, newID("cgview"))
 				if res.Err != nil {
-					t.Fatalf("MXC_CGROUPFS=%q: %v\n%s", mode, res.Err, res.Stderr)
+					t.Fatalf("MXC_INIT_MOUNTS=%q: %v\n%s", mode, res.Err, res.Stderr)
 				}
-				if taken := strings.Contains(res.Stderr, "cgroupfs: the init mounted"); taken != (mode == "") {
-					t.Errorf("MXC_CGROUPFS=%q: mounted by mxc's init: %v", mode, taken)
+				if taken := strings.Contains(res.Stderr, "the cgroup v1 view at"); taken != (mode == "") {
+					t.Errorf("MXC_INIT_MOUNTS=%q: cgroup view mounted by mxc's init: %v", mode, taken)
 				}
 				views[mode] = res.Stdout
 			}
