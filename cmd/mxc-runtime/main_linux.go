@@ -12,9 +12,9 @@ import (
 	"mxc.dev/mxc/internal/argv"
 	"mxc.dev/mxc/internal/jsonwarm"
 	"mxc.dev/mxc/linux/agentexec"
-	"mxc.dev/mxc/linux/initmount"
 	"mxc.dev/mxc/linux/cgwarm"
 	"mxc.dev/mxc/linux/inithello"
+	"mxc.dev/mxc/linux/initmount"
 	"mxc.dev/mxc/spec"
 )
 
