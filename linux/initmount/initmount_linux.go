@@ -77,11 +77,13 @@ type Plan struct {
 	theirs *os.File
 }
 
-// Take decides which of config's mounts this package can make (the cgroup
-// v1 view, the pseudo-filesystems under /dev; see the package comment),
-// removes them from config.Mounts and puts the hook that makes them first
-// in config's prestart hooks. A nil Plan means libcontainer keeps them all. On success the caller must Attach the
-// plan to the init process before starting it and Close it afterwards.
+// Take decides which of config's mounts this package makes (the run of
+// /dev's pseudo-filesystems, /sys and the cgroup v1 view at the end of the
+// user's list; see the package comment), removes them from config.Mounts
+// and puts the hook that makes them first in config's prestart hooks. A
+// nil Plan means libcontainer keeps them all. On success the caller must
+// Attach the plan to the init process before starting it and Close it
+// afterwards.
 //
 // userMounts is how many of config.Mounts come from the user's spec; the
 // rest are mxc's own (the policy's masks of denied files, appended last),
