@@ -28,10 +28,10 @@ export -f c; export CTD2_BIN SOCK NS I
 # netns $NS_C (handed to the container with --with-ns) joined by a veth pair to netns
 # $NS_W, where busybox httpd serves on 10.244.81.1 ($ALLOWED_NAME) and 10.244.81.3
 # ($DENIED_NAME); nothing is routed anywhere else. egress_lab_down removes it all.
-# lo is up in $NS_C, as CNI's loopback plugin leaves a pod's: with lo down and an address
-# on another interface, create can fail in a race of mxc's gate start-up with its own
-# loopbackUp ("listen udp 127.0.0.1:10053: bind: cannot assign requested address";
-# reported with a reproduction; this flow keeps to the CNI-like case).
+# lo is up in $NS_C, as CNI's loopback plugin leaves a pod's. (With lo down, two
+# bringings-up of lo could race: one saw IFF_UP before the kernel had added 127.0.0.1,
+# and the gate failed with "listen udp 127.0.0.1:10053: bind: cannot assign requested
+# address"; linux/netlo now waits for the other, 2026-11-28.)
 NS_C=mxc-it-ctr-c NS_W=mxc-it-ctr-w ADDR_A=10.244.81.1 ADDR_B=10.244.81.3
 export NS_C NS_W ADDR_A ADDR_B
 egress_lab_down() {
