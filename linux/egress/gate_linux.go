@@ -24,6 +24,7 @@ import (
 	"mxc.dev/mxc/audit"
 	"mxc.dev/mxc/internal/helperheap"
 	"mxc.dev/mxc/internal/oomguard"
+	"mxc.dev/mxc/linux/netlo"
 	"mxc.dev/mxc/spec"
 )
 
@@ -312,7 +313,17 @@ func prepareGate(configPath string) (*gate, error) {
 	// Both families in one visit to the namespace.
 	var err6 error
 	if err := inNetNS(fd, func() error {
-		if err := g.listen("127.0.0.1"); err != nil {
+		err := g.listen("127.0.0.1")
+		if errors.Is(err, unix.EADDRNOTAVAIL) {
+			// lo is not (fully) up: the runtime brings it up before
+			// starting the gate, but another bringing-up may still be
+			// adding its addresses. netlo.Up waits for that (or does it).
+			if uerr := netlo.Up(); uerr != nil {
+				return errors.Join(err, uerr)
+			}
+			err = g.listen("127.0.0.1")
+		}
+		if err != nil {
 			return err
 		}
 		err6 = g.listen("::1")
