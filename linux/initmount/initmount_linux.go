@@ -417,15 +417,11 @@ func mountDevOne(root int, d mountSpec) error {
 	if kind, ok := devKinds[d.Name]; !ok || kind != d.Device {
 		return fmt.Errorf("not a mount this package makes")
 	}
-	dev, err := openInRoot(root, devDir)
+	dev, err := openTmpfsInRoot(root, devDir, "libcontainer's tmpfs")
 	if err != nil {
 		return err
 	}
 	defer unix.Close(dev)
-	var sfs unix.Statfs_t
-	if err := unix.Fstatfs(dev, &sfs); err != nil || sfs.Type != unix.TMPFS_MAGIC {
-		return fmt.Errorf("%s is not libcontainer's tmpfs (%v)", devDir, err)
-	}
 	if err := unix.Mkdirat(dev, d.Name, 0o755); err != nil && !errors.Is(err, unix.EEXIST) {
 		return fmt.Errorf("mkdir: %w", err)
 	}
@@ -475,20 +471,12 @@ func mountSysfs(root int, m mountSpec) error {
 	return propagate(fd, m.Propagation)
 }
 
-// Mount makes the cgroup v1 view at Dest inside rootfs as libcontainer's
-// mountCgroupV1 does, in the calling process's mount namespace (the
-// container's, before pivot_root). flags and propagation are the spec
-// mount's; cgroupns says that the caller is in the container's own cgroup
-// namespace. Every error names the step and the path.
-func Mount(rootfs string, flags int, propagation []int, cgroupns bool) error {
-	root, err := unix.Open(rootfs, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return fmt.Errorf("open rootfs %s: %w", rootfs, err)
-	}
-	defer unix.Close(root)
-	return mountCgroupView(root, flags, propagation, cgroupns)
-}
-
+// mountCgroupView makes the cgroup v1 view at Dest inside root as
+// libcontainer's mountCgroupV1 does, in the calling process's mount
+// namespace (the container's, before pivot_root). flags and propagation
+// are the spec mount's; cgroupns says that the caller is in the
+// container's own cgroup namespace. Every error names the step and the
+// path.
 func mountCgroupView(root, flags int, propagation []int, cgroupns bool) error {
 	// The only resolution in the image's tree: /sys/fs/cgroup inside the
 	// root, no magic links; it is sysfs's directory after the /sys mount.
@@ -503,15 +491,11 @@ func mountCgroupView(root, flags int, propagation []int, cgroupns bool) error {
 	}
 	// Re-resolve to reach the tmpfs just mounted (the old fd is the
 	// directory under it), and check that it is one.
-	tmp, err := openInRoot(root, Dest)
+	tmp, err := openTmpfsInRoot(root, Dest, "the tmpfs just mounted there")
 	if err != nil {
 		return err
 	}
 	defer unix.Close(tmp)
-	var sfs unix.Statfs_t
-	if err := unix.Fstatfs(tmp, &sfs); err != nil || sfs.Type != unix.TMPFS_MAGIC {
-		return fmt.Errorf("%s is not the tmpfs just mounted there (%v)", Dest, err)
-	}
 	if err := propagate(tmp, propagation); err != nil {
 		return fmt.Errorf("propagation of %s: %w", Dest, err)
 	}
@@ -621,6 +605,21 @@ func propagate(fd int, propagation []int) error {
 // rootfs/proc), which no image can cover.
 func mountAt(source string, fd int, fstype string, flags int, data string) error {
 	return unix.Mount(source, "/proc/self/fd/"+strconv.Itoa(fd), fstype, uintptr(flags), data)
+}
+
+// openTmpfsInRoot is openInRoot of a directory that must be the root of a
+// tmpfs (what names the one expected, for the error).
+func openTmpfsInRoot(root int, p, what string) (int, error) {
+	fd, err := openInRoot(root, p)
+	if err != nil {
+		return -1, err
+	}
+	var sfs unix.Statfs_t
+	if err := unix.Fstatfs(fd, &sfs); err != nil || sfs.Type != unix.TMPFS_MAGIC {
+		unix.Close(fd)
+		return -1, fmt.Errorf("%s is not %s (%v)", p, what, err)
+	}
+	return fd, nil
 }
 
 func openInRoot(root int, p string) (int, error) {
