@@ -15,8 +15,9 @@ import (
 // TestCgroupV1ViewUnderPolicies: with a process-tier policy the init holds
 // agentexec's fds and, when the policy needs the monitor or the egress
 // filter, the init hello's socket besides linux/initmount's. The cgroup v1
-// view (and, without a user namespace, /dev's submounts) is still mxc's
-// and the same as libcontainer's, and the hello never lands on
+// view, /dev's submounts, /sys and the device nodes (in the session tier's
+// user namespace, bind mounts) are still mxc's and the same, in the same
+// order, as libcontainer's, and the hello never lands on
 // initmount's socket: a policy without monitor and network rules has no
 // hello socket, so the fd where the hello would be is initmount's then.
 func TestCgroupV1ViewUnderPolicies(t *testing.T) {
@@ -45,7 +46,7 @@ func TestCgroupV1ViewUnderPolicies(t *testing.T) {
 			if tc.node != "" {
 				r.Config = writeNodeConfig(t, tc.node)
 			}
-			b := agentBundle(t, tc.pol, "sh", "-c", "grep -E ' /sys/fs/cgroup| /dev/(pts|shm|mqueue) ' /proc/self/mountinfo | cut -d' ' -f4-")
+			b := agentBundle(t, tc.pol, "sh", "-c", "grep -E ' /sys/fs/cgroup| /sys | /dev/(pts|shm|mqueue|null|zero|full|tty|random|urandom) ' /proc/self/mountinfo | cut -d' ' -f4-")
 			views := map[string]string{}
 			for _, mode := range []string{"", "0"} {
 				r.Env = []string{"MXC_INIT_MOUNTS=" + mode}
@@ -55,6 +56,9 @@ func TestCgroupV1ViewUnderPolicies(t *testing.T) {
 				}
 				if taken := strings.Contains(res.Stderr, "the cgroup v1 view at"); taken != (mode == "") {
 					t.Errorf("MXC_INIT_MOUNTS=%q: cgroup view mounted by mxc's init: %v", mode, taken)
+				}
+				if made := strings.Contains(res.Stderr, "initmount: the init made the device nodes /dev/null,"); made != (mode == "") {
+					t.Errorf("MXC_INIT_MOUNTS=%q: device nodes made by mxc's init: %v", mode, made)
 				}
 				views[mode] = res.Stdout
 			}

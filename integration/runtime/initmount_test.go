@@ -59,16 +59,19 @@ func normalizeView(s string) string {
 	return strings.Join(out, "\n") + "\n---\n" + rest
 }
 
-// TestCgroupV1ViewMatchesLibcontainer: the mounts that mxc's init makes
-// itself (linux/initmount: the run of /dev/pts, /dev/shm, /dev/mqueue,
-// /sys and the cgroup v1 view at the end of the spec's list) are, in
-// order, mount for mount, option for option, the ones libcontainer makes
+// TestCgroupV1ViewMatchesLibcontainer: the mounts and device nodes that
+// mxc's init makes itself (linux/initmount: the run of /dev/pts, /dev/shm,
+// /dev/mqueue, /sys and the cgroup v1 view at the end of the spec's list,
+// and the nodes in /dev's tmpfs) are, in order, mount for mount, option
+// for option, node for node, the ones libcontainer makes
 // (MXC_INIT_MOUNTS=0): for the cgroup mount as runc's and docker's specs
 // write it, read-write, with private propagation, in a cgroup namespace
-// (one mount per hierarchy instead of binds); and where libcontainer keeps
-// them: a mount after them (docker's binds, a mount below the view), ctr's
-// spec (a /run tmpfs last), a read-only /dev/mqueue (libcontainer keeps it
-// and everything before it).
+// (one mount per hierarchy instead of binds), in a user namespace (nodes
+// bind-mounted from the host), with a node of the spec's own; and where
+// libcontainer keeps the mounts: a mount after them (docker's binds, a
+// mount below the view), ctr's spec (a /run tmpfs last), a read-only
+// /dev/mqueue (libcontainer keeps it and everything before it), the view in
+// a user namespace without a cgroup namespace.
 func TestCgroupV1ViewMatchesLibcontainer(t *testing.T) {
 	if cgroups.IsCgroup2UnifiedMode() {
 		t.Skip("cgroup v2 host: no v1 view to mount")
@@ -111,6 +114,16 @@ func TestCgroupV1ViewMatchesLibcontainer(t *testing.T) {
 			m := specMount(t, s, "/dev/mqueue")
 			m.Options = append(m.Options, "ro")
 		}},
+		// A user namespace (identity-mapped: the bundle's rootfs is
+		// root's): the device nodes are bind mounts of the host's, in
+		// mountinfo after every mount; libcontainer bind-mounts host paths
+		// for the cgroup view unless there is a cgroup namespace too.
+		{"user namespace", nil, func(s *specs.Spec) { userNamespace(s, false) }},
+		{"user and cgroup namespaces (the session tier's)", all, func(s *specs.Spec) { userNamespace(s, true) }},
+		{"a device node of the spec", all, func(s *specs.Spec) {
+			mode := os.FileMode(0o640)
+			s.Linux.Devices = append(s.Linux.Devices, specs.LinuxDevice{Path: "/dev/fuse", Type: "c", Major: 10, Minor: 229, FileMode: &mode})
+		}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -128,6 +141,11 @@ func TestCgroupV1ViewMatchesLibcontainer(t *testing.T) {
 				}
 				if got := initMountsLine(res.Stderr); got != want {
 					t.Errorf("MXC_INIT_MOUNTS=%q: mxc's init mounted %q, want %q", mode, got, want)
+				}
+				// The nodes in /dev's tmpfs are made by mxc's init in every
+				// case here.
+				if made := strings.Contains(res.Stderr, "initmount: the init made the device nodes /dev/null,"); made != (mode == "") {
+					t.Errorf("MXC_INIT_MOUNTS=%q: device nodes made by mxc's init: %v", mode, made)
 				}
 				if strings.Contains(res.Stderr, "cannot serialize hook") {
 					t.Errorf("MXC_INIT_MOUNTS=%q: libcontainer's hook warning reached the user: %s", mode, res.Stderr)
@@ -171,6 +189,18 @@ func TestCgroupV1ViewBeforeHooks(t *testing.T) {
 	}
 	if got, want := strings.TrimSpace(string(data)), fmt.Sprint(len(mounts)); got != want {
 		t.Fatalf("createContainer hook saw %s cgroup v1 mounts in the rootfs, want %s", got, want)
+	}
+}
+
+// userNamespace puts s in a user namespace mapping the host's first 65536
+// ids to themselves (the bundle's rootfs is root's), with a cgroup
+// namespace if cgroupns.
+func userNamespace(s *specs.Spec, cgroupns bool) {
+	m := []specs.LinuxIDMapping{{ContainerID: 0, HostID: 0, Size: 65536}}
+	s.Linux.UIDMappings, s.Linux.GIDMappings = m, m
+	s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace})
+	if cgroupns {
+		s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.CgroupNamespace})
 	}
 }
 

@@ -44,8 +44,9 @@ const answerTimeout = 30 * time.Second
 
 // params is what the init needs to mount: the runtime's view of the mounts.
 type params struct {
-	Rootfs string      `json:"rootfs"`
-	Mounts []mountSpec `json:"mounts"`
+	Rootfs  string       `json:"rootfs"`
+	Mounts  []mountSpec  `json:"mounts"`
+	Devices []deviceSpec `json:"devices,omitempty"`
 }
 
 // mountSpec is one mount taken from libcontainer, as it would make it.
@@ -94,7 +95,11 @@ func Take(config *configs.Config, userMounts int) (*Plan, error) {
 		return nil, nil
 	}
 	idx := selectMounts(config, !cgroups.IsCgroup2UnifiedMode(), userMounts)
-	if len(idx) == 0 {
+	var devIdx []int
+	if containerWide(config) {
+		devIdx = selectDevices(config)
+	}
+	if len(idx) == 0 && len(devIdx) == 0 {
 		return nil, nil
 	}
 	pl := &Plan{p: params{Rootfs: config.Rootfs}}
@@ -112,6 +117,15 @@ func Take(config *configs.Config, userMounts int) (*Plan, error) {
 		}
 		pl.p.Mounts = append(pl.p.Mounts, ms)
 		taken[j] = true
+	}
+	takenDev := map[int]bool{}
+	for _, j := range devIdx {
+		d, err := deviceOf(config, config.Devices[j])
+		if err != nil { // selectDevices checked it
+			return nil, fmt.Errorf("init mounts: device %s: %w", config.Devices[j].Path, err)
+		}
+		pl.p.Devices = append(pl.p.Devices, d)
+		takenDev[j] = true
 	}
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
@@ -137,6 +151,15 @@ func Take(config *configs.Config, userMounts int) (*Plan, error) {
 		}
 	}
 	config.Mounts = kept
+	if len(takenDev) > 0 {
+		keptDev := make([]*devices.Device, 0, len(config.Devices)-len(takenDev))
+		for j, d := range config.Devices {
+			if !takenDev[j] {
+				keptDev = append(keptDev, d)
+			}
+		}
+		config.Devices = keptDev
+	}
 	if config.Hooks == nil {
 		config.Hooks = configs.Hooks{}
 	}
@@ -209,7 +232,20 @@ func (pl *Plan) hook(*specs.State) error {
 	case string(buf[:n]) != "ok":
 		return fmt.Errorf("init mounts: %s", buf[:n])
 	}
-	logrus.Debugf("initmount: the init mounted %s", strings.Join(pl.what(), ", "))
+	if w := pl.what(); len(w) > 0 {
+		logrus.Debugf("initmount: the init mounted %s", strings.Join(w, ", "))
+	}
+	if len(pl.p.Devices) > 0 {
+		var n []string
+		for _, d := range pl.p.Devices {
+			n = append(n, path.Join(devDir, d.Name))
+		}
+		how := "mknod"
+		if pl.p.Devices[0].Bind {
+			how = "bind mounts of the host's"
+		}
+		logrus.Debugf("initmount: the init made the device nodes %s (%s)", strings.Join(n, ", "), how)
+	}
 	return nil
 }
 
@@ -245,8 +281,7 @@ func Disabled() bool {
 // mount namespace, rootless, with an SELinux mount label or a relative
 // rootfs.
 func selectMounts(config *configs.Config, cgroupV1 bool, userMounts int) []int {
-	if !config.Namespaces.Contains(configs.NEWNS) || config.MountLabel != "" || config.RootlessEUID ||
-		config.RootlessCgroups || !filepath.IsAbs(config.Rootfs) {
+	if !containerWide(config) {
 		return nil
 	}
 	if userMounts < 0 || userMounts > len(config.Mounts) {
@@ -269,6 +304,14 @@ func selectMounts(config *configs.Config, cgroupV1 bool, userMounts int) []int {
 		out = append(out, i)
 	}
 	return out
+}
+
+// containerWide says whether the container allows this package anything:
+// a mount namespace, not rootless, no SELinux mount label, an absolute
+// rootfs.
+func containerWide(config *configs.Config) bool {
+	return config.Namespaces.Contains(configs.NEWNS) && config.MountLabel == "" && !config.RootlessEUID &&
+		!config.RootlessCgroups && filepath.IsAbs(config.Rootfs)
 }
 
 // overlaps says whether one of mounts is at, above or below d.
@@ -309,11 +352,11 @@ func canMake(config *configs.Config, i int, d string, cgroupV1 bool) bool {
 		return cgroupV1 && (!userns || config.Namespaces.Contains(configs.NEWCGROUP)) &&
 			coveredBy(config.Mounts[:i], d, "sysfs", "/sys")
 	case m.Device == "sysfs" && d == "/sys":
-		return !userns
+		return true
 	}
 	name, under := strings.CutPrefix(d, devDir+"/")
 	kind, known := devKinds[name]
-	return under && known && m.Device == kind && !userns && m.Flags&unix.MS_RDONLY == 0 &&
+	return under && known && m.Device == kind && m.Flags&unix.MS_RDONLY == 0 &&
 		coveredBy(config.Mounts[:i], d, "tmpfs", devDir) && !deviceUnder(config.Devices, d)
 }
 
@@ -371,6 +414,8 @@ func serve(fd int, p params, perr error) {
 	if perr != nil {
 		answer = "bad parameters: " + perr.Error()
 	} else if err := MountAll(p.Rootfs, p.Mounts); err != nil {
+		answer = err.Error()
+	} else if err := makeDevicesIn(p.Rootfs, p.Devices); err != nil {
 		answer = err.Error()
 	}
 	_ = unix.Send(fd, []byte(answer), unix.MSG_NOSIGNAL)
@@ -604,8 +649,11 @@ func propagate(fd int, propagation []int) error {
 // host's procfs (the init has not pivoted yet; the container's proc is at
 // rootfs/proc), which no image can cover.
 func mountAt(source string, fd int, fstype string, flags int, data string) error {
-	return unix.Mount(source, "/proc/self/fd/"+strconv.Itoa(fd), fstype, uintptr(flags), data)
+	return unix.Mount(source, procFd(fd), fstype, uintptr(flags), data)
 }
+
+// procFd is fd's magic link in the host's procfs (see mountAt).
+func procFd(fd int) string { return "/proc/self/fd/" + strconv.Itoa(fd) }
 
 // openTmpfsInRoot is openInRoot of a directory that must be the root of a
 // tmpfs (what names the one expected, for the error).

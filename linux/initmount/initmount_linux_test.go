@@ -88,12 +88,19 @@ func TestSelectMounts(t *testing.T) {
 		{"cgroup namespace", func(c *configs.Config) {
 			c.Namespaces = append(c.Namespaces, configs.Namespace{Type: configs.NEWCGROUP})
 		}, false, all},
+		// libcontainer bind-mounts host paths for the view in a user
+		// namespace without a cgroup namespace: it keeps the view, and so
+		// everything before it.
 		{"user namespace", func(c *configs.Config) {
 			c.Namespaces = append(c.Namespaces, configs.Namespace{Type: configs.NEWUSER})
 		}, false, nil},
-		{"user and cgroup namespaces: the cgroup view only", func(c *configs.Config) {
+		{"user namespace, no cgroup mount", func(c *configs.Config) {
+			c.Namespaces = append(c.Namespaces, configs.Namespace{Type: configs.NEWUSER})
+			c.Mounts = c.Mounts[:6]
+		}, false, []int{2, 3, 4, 5}},
+		{"user and cgroup namespaces (the session tier)", func(c *configs.Config) {
 			c.Namespaces = append(c.Namespaces, configs.Namespace{Type: configs.NEWUSER}, configs.Namespace{Type: configs.NEWCGROUP})
-		}, false, []int{6}},
+		}, false, all},
 		{"no mount namespace", func(c *configs.Config) { c.Namespaces = configs.Namespaces{{Type: configs.NEWPID}} }, false, nil},
 		{"SELinux label", func(c *configs.Config) { c.MountLabel = "system_u:object_r:x" }, false, nil},
 		{"rootless", func(c *configs.Config) { c.RootlessEUID = true }, false, nil},
@@ -116,6 +123,129 @@ func TestSelectMounts(t *testing.T) {
 	}
 }
 
+// defaultDevices are a cgroup-only rule and three of libcontainer's
+// default nodes, as specconv lists them.
+func defaultDevices() []*devices.Device {
+	return []*devices.Device{
+		{Rule: devices.Rule{Type: devices.CharDevice, Major: devices.Wildcard, Minor: devices.Wildcard}},
+		{Path: "/dev/null", FileMode: 0o666, Rule: devices.Rule{Type: devices.CharDevice, Major: 1, Minor: 3}},
+		{Path: "/dev/zero", FileMode: 0o666, Rule: devices.Rule{Type: devices.CharDevice, Major: 1, Minor: 5}},
+		{Path: "/dev/tty", FileMode: 0o666, Rule: devices.Rule{Type: devices.CharDevice, Major: 5, Minor: 0}},
+	}
+}
+
+// TestSelectDevices: the run of nodes at the end of the list that lie
+// directly in libcontainer's /dev tmpfs, with nothing mounted on them;
+// a node libcontainer must make (elsewhere, special, mounted over, of no
+// node type) stops the run.
+func TestSelectDevices(t *testing.T) {
+	node := func(p string) *devices.Device {
+		return &devices.Device{Path: p, FileMode: 0o600, Rule: devices.Rule{Type: devices.CharDevice, Major: 10, Minor: 200}}
+	}
+	cases := []struct {
+		name string
+		edit func(c *configs.Config)
+		want []int
+	}{
+		{"libcontainer's defaults", nil, []int{1, 2, 3}},
+		{"a node in a directory of /dev, last", func(c *configs.Config) { c.Devices = append(c.Devices, node("/dev/net/tun")) }, nil},
+		{"a node in a directory of /dev, first", func(c *configs.Config) {
+			c.Devices = append([]*devices.Device{node("/dev/net/tun")}, c.Devices...)
+		}, []int{2, 3, 4}},
+		{"unclean path", func(c *configs.Config) { c.Devices = append(c.Devices, node("/dev//fuse/")) }, []int{1, 2, 3, 4}},
+		{"/dev/ptmx (libcontainer's symlink)", func(c *configs.Config) { c.Devices = append(c.Devices, node("/dev/ptmx")) }, nil},
+		{"/dev/console", func(c *configs.Config) { c.Devices = append(c.Devices, node("/dev/console")) }, nil},
+		{"outside /dev", func(c *configs.Config) { c.Devices = append(c.Devices, node("/tmp/x")) }, nil},
+		{"a block device", func(c *configs.Config) {
+			d := node("/dev/loop0")
+			d.Type = devices.BlockDevice
+			c.Devices = append(c.Devices, d)
+		}, []int{1, 2, 3, 4}},
+		{"a wildcard rule with a path", func(c *configs.Config) {
+			d := node("/dev/x")
+			d.Type = devices.WildcardDevice
+			c.Devices = append(c.Devices, d)
+		}, nil},
+		{"a mount on a node", func(c *configs.Config) {
+			c.Mounts = append(c.Mounts, &configs.Mount{Device: "bind", Source: "/x", Destination: "/dev/zero"})
+		}, []int{3}},
+		{"/dev a bind mount (libcontainer makes no nodes)", func(c *configs.Config) {
+			c.Mounts[1] = &configs.Mount{Device: "bind", Source: "/dev", Destination: "/dev"}
+		}, nil},
+		{"no /dev mount", func(c *configs.Config) { c.Mounts = c.Mounts[:1] }, nil},
+		{"user namespace: binds", func(c *configs.Config) {
+			c.Namespaces = append(c.Namespaces, configs.Namespace{Type: configs.NEWUSER})
+		}, []int{1, 2, 3}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := &configs.Config{Rootfs: "/r", Namespaces: configs.Namespaces{{Type: configs.NEWNS}}, Mounts: runcMounts(), Devices: defaultDevices()}
+			if tc.edit != nil {
+				tc.edit(c)
+			}
+			got := selectDevices(c)
+			if !slices.Equal(got, tc.want) {
+				t.Fatalf("selectDevices = %v, want %v", got, tc.want)
+			}
+			for _, i := range got {
+				d, err := deviceOf(c, c.Devices[i])
+				if err != nil || d.Bind != c.Namespaces.Contains(configs.NEWUSER) || d.Source != c.Devices[i].Path {
+					t.Fatalf("device %d: %+v, %v", i, d, err)
+				}
+			}
+		})
+	}
+}
+
+// FuzzSelectDevices: whatever the nodes and mounts, the nodes picked are
+// the end of the list (cgroup-only rules aside), each a single name in
+// /dev that a tmpfs at /dev covers, with no mount at or below it.
+func FuzzSelectDevices(f *testing.F) {
+	f.Add("/dev/null /dev/zero /dev/net/tun", "tmpfs:/dev bind:/dev/zero")
+	f.Add("/dev/ptmx  /dev//x/", "tmpfs:/dev/ tmpfs:/dev/x")
+	f.Fuzz(func(t *testing.T, nodes, mounts string) {
+		c := &configs.Config{Rootfs: "/r", Namespaces: configs.Namespaces{{Type: configs.NEWNS}}}
+		for _, m := range strings.Fields(mounts) {
+			dev, dest, _ := strings.Cut(m, ":")
+			c.Mounts = append(c.Mounts, &configs.Mount{Device: dev, Destination: dest})
+		}
+		for _, n := range strings.Split(nodes, " ") {
+			c.Devices = append(c.Devices, &devices.Device{Path: n, Rule: devices.Rule{Type: devices.CharDevice, Major: 1, Minor: 3}})
+		}
+		got := selectDevices(c)
+		for k, i := range got {
+			if k > 0 && i <= got[k-1] {
+				t.Fatalf("not in order: %v", got)
+			}
+			for j := i + 1; j < len(c.Devices); j++ {
+				if c.Devices[j].Path != "" && !slices.Contains(got, j) {
+					t.Fatalf("picked %d but not %d after it", i, j)
+				}
+			}
+			p := path.Clean("/" + c.Devices[i].Path)
+			name, ok := strings.CutPrefix(p, "/dev/")
+			if !ok || name == "" || strings.Contains(name, "/") {
+				t.Fatalf("picked %q", c.Devices[i].Path)
+			}
+			var last *configs.Mount
+			for _, m := range c.Mounts {
+				d := path.Clean("/" + m.Destination)
+				if strings.HasPrefix(d+"/", p+"/") || strings.HasPrefix(d, p+"/") {
+					if d != "/" && strings.HasPrefix(d, p) {
+						t.Fatalf("picked %s with %s mounted at or below it", p, d)
+					}
+				}
+				if d == "/" || strings.HasPrefix(p+"/", d+"/") {
+					last = m
+				}
+			}
+			if last == nil || last.Device != "tmpfs" || path.Clean("/"+last.Destination) != "/dev" {
+				t.Fatalf("picked %s, not in a tmpfs at /dev: %v", p, mounts)
+			}
+		}
+	})
+}
+
 // TestTake: the taken mounts leave libcontainer's list, the plan has them
 // in order with their options, the hook goes first in prestart; a
 // disabled package takes nothing.
@@ -128,6 +258,7 @@ func TestTake(t *testing.T) {
 		Namespaces: configs.Namespaces{{Type: configs.NEWNS}},
 		Mounts:     runcMounts()[:6], // no cgroup view: the same on a cgroup v2 host
 		Hooks:      configs.Hooks{configs.Prestart: configs.HookList{user}},
+		Devices:    defaultDevices(),
 	}
 	c.Mounts[3].PropagationFlags = []int{unix.MS_PRIVATE}
 	pl, err := Take(c, len(c.Mounts))
@@ -161,6 +292,16 @@ func TestTake(t *testing.T) {
 	if got := pl.what(); !slices.Equal(got, []string{"/dev/pts", "/dev/shm", "/dev/mqueue", "/sys"}) {
 		t.Fatalf("what: %v", got)
 	}
+	// The nodes after the cgroup-only rule: all of them.
+	if len(c.Devices) != 1 || c.Devices[0].Path != "" {
+		t.Fatalf("devices left to libcontainer: %+v", c.Devices)
+	}
+	if len(pl.p.Devices) != 3 {
+		t.Fatalf("devices taken: %+v", pl.p.Devices)
+	}
+	if d := pl.p.Devices[0]; d != (deviceSpec{Name: "null", Mode: unix.S_IFCHR | 0o666, Rdev: unix.Mkdev(1, 3), Source: "/dev/null"}) {
+		t.Fatalf("/dev/null: %+v", d)
+	}
 	hooks := c.Hooks[configs.Prestart]
 	if len(hooks) != 2 {
 		t.Fatalf("prestart hooks: %d", len(hooks))
@@ -183,8 +324,8 @@ func TestTake(t *testing.T) {
 
 // FuzzSelectMounts: whatever the mount list, selectMounts never panics and
 // picks the mounts at the end of the list, each one a kind it makes, with
-// what it must lie in made before it, and nothing in a user namespace but
-// the cgroup view in a cgroup namespace.
+// what it must lie in made before it, and no cgroup view in a user
+// namespace without a cgroup namespace.
 func FuzzSelectMounts(f *testing.F) {
 	f.Add("proc:/proc tmpfs:/dev devpts:/dev/pts tmpfs:/dev/shm mqueue:/dev/mqueue sysfs:/sys cgroup:/sys/fs/cgroup", false, false, uint8(0))
 	f.Add("sysfs:/sys cgroup:/sys/fs/cgroup bind:/sys/fs/cgroup/x", true, true, uint8(1))
@@ -242,8 +383,6 @@ func FuzzSelectMounts(f *testing.F) {
 				if cv := covering(i, d); cv == nil || cv.Device != "sysfs" || clean(cv.Destination) != "/sys" {
 					t.Fatalf("picked the cgroup view without sysfs at /sys before it: %v", list)
 				}
-			case userns:
-				t.Fatalf("picked %s in a user namespace", d)
 			case m.Device == "sysfs" && d == "/sys":
 			default:
 				name := strings.TrimPrefix(d, "/dev/")
