@@ -470,24 +470,33 @@ func mountDevOne(root int, d mountSpec) error {
 	if err := unix.Mkdirat(dev, d.Name, 0o755); err != nil && !errors.Is(err, unix.EEXIST) {
 		return fmt.Errorf("mkdir: %w", err)
 	}
-	fd, err := openDir(dev, d.Name)
+	return mountOn(func() (int, error) { return openDir(dev, d.Name) }, d.Source, d.Device, d.Flags, d.Data, d.Propagation, nil)
+}
+
+// mountOn mounts on the directory open opens, then applies propagation
+// to the new mount's root and runs after on it (both through a second
+// open: the first fd is the directory under the mount). after may be nil.
+func mountOn(open func() (int, error), source, fstype string, flags int, data string, propagation []int, after func(root int) error) error {
+	fd, err := open()
 	if err != nil {
 		return err
 	}
-	err = mountAt(d.Source, fd, d.Device, d.Flags, d.Data)
+	err = mountAt(source, fd, fstype, flags, data)
 	unix.Close(fd)
-	if err != nil {
+	if err != nil || (len(propagation) == 0 && after == nil) {
 		return err
 	}
-	if len(d.Propagation) == 0 {
-		return nil
-	}
-	fd, err = openDir(dev, d.Name) // the new mount's root
-	if err != nil {
+	if fd, err = open(); err != nil {
 		return err
 	}
 	defer unix.Close(fd)
-	return propagate(fd, d.Propagation)
+	if err := propagate(fd, propagation); err != nil {
+		return err
+	}
+	if after != nil {
+		return after(fd)
+	}
+	return nil
 }
 
 // mountSysfs mounts sysfs on the rootfs's /sys as libcontainer does: an
@@ -500,20 +509,14 @@ func mountSysfs(root int, m mountSpec) error {
 	}
 	how := &unix.OpenHow{Flags: unix.O_PATH | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC,
 		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS}
-	fd, err := unix.Openat2(root, "sys", how)
-	if err != nil {
-		return fmt.Errorf("sysfs must be mounted on an ordinary directory: %w", err)
+	open := func() (int, error) {
+		fd, err := unix.Openat2(root, "sys", how)
+		if err != nil {
+			return -1, fmt.Errorf("sysfs must be mounted on an ordinary directory: %w", err)
+		}
+		return fd, nil
 	}
-	err = mountAt(m.Source, fd, "sysfs", m.Flags, m.Data)
-	unix.Close(fd)
-	if err != nil || len(m.Propagation) == 0 {
-		return err
-	}
-	if fd, err = unix.Openat2(root, "sys", how); err != nil { // the new mount's root
-		return err
-	}
-	defer unix.Close(fd)
-	return propagate(fd, m.Propagation)
+	return mountOn(open, m.Source, "sysfs", m.Flags, m.Data, m.Propagation, nil)
 }
 
 // mountCgroupView makes the cgroup v1 view at Dest inside root as
@@ -595,30 +598,19 @@ func mountOne(tmp int, name string, flags int) error {
 // bindOne mounts source on dir name of the tmpfs tmp, as libcontainer's
 // "bind" case does: bind, propagation, remount with the flags.
 func bindOne(tmp int, name, source string, flags int, propagation []int) error {
-	d, err := mkdirOpen(tmp, name)
-	if err != nil {
-		return err
+	if err := unix.Mkdirat(tmp, name, 0o755); err != nil {
+		return fmt.Errorf("mkdir: %w", err)
 	}
-	err = mountAt(source, d, "bind", flags, "")
-	unix.Close(d)
-	if err != nil {
-		return err
-	}
-	// The new mount's root, for the propagation and the remount.
-	d, err = openDir(tmp, name)
-	if err != nil {
-		return err
-	}
-	defer unix.Close(d)
-	if err := propagate(d, propagation); err != nil {
-		return err
-	}
+	var remount func(int) error
 	if flags&^(unix.MS_BIND|unix.MS_REC|unix.MS_REMOUNT) != 0 {
-		if err := mountAt("", d, "", flags|unix.MS_BIND|unix.MS_REMOUNT, ""); err != nil {
-			return fmt.Errorf("remount: %w", err)
+		remount = func(d int) error {
+			if err := mountAt("", d, "", flags|unix.MS_BIND|unix.MS_REMOUNT, ""); err != nil {
+				return fmt.Errorf("remount: %w", err)
+			}
+			return nil
 		}
 	}
-	return nil
+	return mountOn(func() (int, error) { return openDir(tmp, name) }, source, "bind", flags, "", propagation, remount)
 }
 
 // mkdirOpen makes directory name in the tmpfs tmp (new: the tmpfs was
