@@ -214,11 +214,11 @@ func (r *Runtime) create(o CreateOpts, act action) (status int, retErr error) {
 	// (/dev's pseudo-filesystems, /sys, the cgroup v1 view) is mounted by
 	// mxc's code in the init instead of libcontainer's checked per-mount
 	// path (package initmount; nil when libcontainer keeps them all).
-	cgfs, err := initmount.Take(config, userMounts)
+	initMounts, err := initmount.Take(config, userMounts)
 	if err != nil {
 		return -1, err
 	}
-	defer cgfs.Close()
+	defer initMounts.Close()
 	c, err := libcontainer.Create(r.Root, o.ID, config)
 	if err != nil {
 		if errors.Is(err, libcontainer.ErrExist) {
@@ -279,8 +279,8 @@ func (r *Runtime) create(o CreateOpts, act action) (status int, retErr error) {
 			return -1, fmt.Errorf("agent policy: %w", err)
 		}
 	}
-	if cgfs != nil {
-		cgfs.Attach(p) // the last ExtraFile, after the policy's
+	if initMounts != nil {
+		initMounts.Attach(p) // the last ExtraFile, after the policy's
 	}
 	io, err := setupStdio(p, c, s.Process.Terminal, detach, o.ConsoleSocket)
 	if err != nil {

@@ -314,8 +314,8 @@ func unmountIDMapped(dst string) error {
 // usernsFDExec returns an fd of a user namespace with r's mapping: a
 // child is started in it under PTRACE_TRACEME, so it stops at its exec
 // before running any code, its namespace is opened and it is killed (the
-// approach of libcontainer's own id-mapped mounts). usernsFD is this
-// without cgo.
+// approach of libcontainer's own id-mapped mounts). usernsFD takes it
+// with MXC_USERNS_HELPER=exec.
 func usernsFDExec(r idRange) (int, error) {
 	m := []syscall.SysProcIDMap{{ContainerID: 0, HostID: int(r.Base), Size: int(r.Size)}}
 	proc, err := os.StartProcess("/proc/self/exe", []string{"mxc-userns"}, &os.ProcAttr{

@@ -1,4 +1,6 @@
-//go:build linux && cgo
+//go:build linux
+
+// cgo, as libcontainer, which this package drives, needs it anyway.
 
 package enforce
 

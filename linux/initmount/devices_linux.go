@@ -177,16 +177,3 @@ func fixNode(dev int, d deviceSpec) error {
 	}
 	return nil
 }
-
-// makeDevicesIn is makeDevices in the rootfs at rootfs.
-func makeDevicesIn(rootfs string, nodes []deviceSpec) error {
-	if len(nodes) == 0 {
-		return nil
-	}
-	root, err := unix.Open(rootfs, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return fmt.Errorf("open rootfs %s: %w", rootfs, err)
-	}
-	defer unix.Close(root)
-	return makeDevices(root, nodes)
-}

@@ -144,27 +144,28 @@ func Take(config *configs.Config, userMounts int) (*Plan, error) {
 		pl.Close()
 		return nil, fmt.Errorf("init mounts: %w", err)
 	}
-	kept := make([]*configs.Mount, 0, len(config.Mounts)-len(taken))
-	for j, m := range config.Mounts {
-		if !taken[j] {
-			kept = append(kept, m)
-		}
-	}
-	config.Mounts = kept
-	if len(takenDev) > 0 {
-		keptDev := make([]*devices.Device, 0, len(config.Devices)-len(takenDev))
-		for j, d := range config.Devices {
-			if !takenDev[j] {
-				keptDev = append(keptDev, d)
-			}
-		}
-		config.Devices = keptDev
-	}
+	config.Mounts = without(config.Mounts, taken)
+	config.Devices = without(config.Devices, takenDev)
 	if config.Hooks == nil {
 		config.Hooks = configs.Hooks{}
 	}
 	config.Hooks[configs.Prestart] = append(configs.HookList{configs.NewFunctionHook(pl.hook)}, config.Hooks[configs.Prestart]...)
 	return pl, nil
+}
+
+// without returns list without the elements whose indexes are in drop
+// (list itself when there are none).
+func without[T any](list []T, drop map[int]bool) []T {
+	if len(drop) == 0 {
+		return list
+	}
+	kept := make([]T, 0, len(list)-len(drop))
+	for j, v := range list {
+		if !drop[j] {
+			kept = append(kept, v)
+		}
+	}
+	return kept
 }
 
 // Attach appends the init's end of the socket to p's ExtraFiles. It must
@@ -337,9 +338,9 @@ func overlaps(mounts []*configs.Mount, d string) bool {
 //     own list), with no device node of the spec inside (libcontainer makes
 //     those before the hooks);
 //
-// sysfs and /dev's not in a user namespace (their filesystems belong to
-// namespaces there: libcontainer's business), and none with an id
-// mapping, recursive attributes, extensions, cleared flags or bind flags.
+// in a user namespace too (the same mount(2) whoever makes it; see the
+// package comment), and none with an id mapping, recursive attributes,
+// extensions, cleared flags or bind flags.
 func canMake(config *configs.Config, i int, d string, cgroupV1 bool) bool {
 	m := config.Mounts[i]
 	if m.IDMapping != nil || m.RecAttr != nil || m.Extensions != 0 || m.ClearedFlags != 0 ||
@@ -413,23 +414,31 @@ func serve(fd int, p params, perr error) {
 	answer := "ok"
 	if perr != nil {
 		answer = "bad parameters: " + perr.Error()
-	} else if err := MountAll(p.Rootfs, p.Mounts); err != nil {
-		answer = err.Error()
-	} else if err := makeDevicesIn(p.Rootfs, p.Devices); err != nil {
+	} else if err := makeAll(p); err != nil {
 		answer = err.Error()
 	}
 	_ = unix.Send(fd, []byte(answer), unix.MSG_NOSIGNAL)
 }
 
-// MountAll makes mounts inside rootfs, in order, as libcontainer's
-// mountToRootfs would, in the calling process's mount namespace (the
-// container's, before pivot_root). Every error names the mount.
-func MountAll(rootfs string, mounts []mountSpec) error {
-	root, err := unix.Open(rootfs, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+// makeAll makes p's mounts, then its device nodes, inside p's rootfs, in
+// the calling process's mount namespace (the container's, before
+// pivot_root).
+func makeAll(p params) error {
+	root, err := unix.Open(p.Rootfs, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return fmt.Errorf("open rootfs %s: %w", rootfs, err)
+		return fmt.Errorf("open rootfs %s: %w", p.Rootfs, err)
 	}
 	defer unix.Close(root)
+	if err := mountAll(root, p.Mounts); err != nil {
+		return err
+	}
+	return makeDevices(root, p.Devices)
+}
+
+// mountAll makes mounts inside root, in order, as libcontainer's
+// mountToRootfs would. Every error names the mount.
+func mountAll(root int, mounts []mountSpec) error {
+	var err error
 	for _, m := range mounts {
 		switch m.Kind {
 		case kindDev:

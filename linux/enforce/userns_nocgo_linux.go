@@ -1,6 +1,0 @@
-//go:build linux && !cgo
-
-package enforce
-
-// usernsFD is usernsFDExec where the runtime is built without cgo.
-func usernsFD(r idRange) (int, error) { return usernsFDExec(r) }
