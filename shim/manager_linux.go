@@ -49,11 +49,18 @@ func NewManager() shim.Shim {
 // Start spawns the shim's long-running process with the collector off for
 // its start-up (helperheap.OffForChildren; it restores the setting). This
 // process, which exits as soon as that one runs, needs no collector either
-// (containerd's shim code has just set GOGC=40).
+// (containerd's shim code has just set GOGC=40). It also spawns a spare
+// for the next task's start if there is none (spare_linux.go); a start a
+// spare takes (package faststart) never gets here.
 func (m mxcManager) Start(ctx context.Context, opts *bootapi.BootstrapParams) (*bootapi.BootstrapResult, error) {
 	helperheap.Delay(heapSettle)
 	helperheap.OffForChildren()
-	return m.Shim.Start(ctx, opts)
+	res, err := m.Shim.Start(ctx, opts)
+	if err == nil {
+		// The next task's start is handed to a spare (spare_linux.go).
+		spawnSpare(opts.GetContainerdGrpcAddress())
+	}
+	return res, err
 }
 
 // Stop runs when containerd cleans up after a shim that is gone (`shim

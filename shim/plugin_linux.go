@@ -4,6 +4,7 @@ package shim
 
 import (
 	"context"
+	"os"
 	"time"
 
 	"github.com/containerd/containerd/v2/pkg/shim"
@@ -39,6 +40,14 @@ func init() {
 // Run is the shim's main: containerd starts it as `containerd-shim-mxc-v2
 // start|delete|-info ...` and talks ttrpc to the long-running instance.
 func Run() {
+	if len(os.Args) > 1 && os.Args[1] == SpareFlag {
+		runSpare(os.Args[2:]) // returns only as a task's shim, through runShim
+		return
+	}
+	runShim()
+}
+
+func runShim() {
 	// The long-running shim process starts with the collector off
 	// (mxcManager.Start); its own children get containerd's GOGC.
 	helperheap.RestoreEnv()

@@ -7,6 +7,8 @@ import (
 	// The clean-up containerd runs after every shim's exit, answered in C
 	// before the Go runtime starts when the shim already deleted the task.
 	_ "mxc.dev/mxc/shim/fastcleanup"
+	// A task's start handed to a spare shim, also before the Go runtime.
+	_ "mxc.dev/mxc/shim/faststart"
 )
 
 func main() { shim.Run() }

@@ -181,6 +181,9 @@ down() {
 	# shims outlive containerd by design: end those serving our socket (by pid)
 	local p
 	for p in $(pgrep -f "containerd-shim.* -address $SOCK( |$)" || true); do kill -KILL "$p" 2>/dev/null || true; done
+	# (the mxc shim's spare among them, "-mxc-spare -address $SOCK"; it would end by
+	# itself once the socket is gone) and the spare's socket and lock
+	rm -f "/run/mxc-shim/$(spare_key "$SOCK").sock" "/run/mxc-shim/$(spare_key "$SOCK").lock"
 	umount_under "$D"
 	if [ -d "$D/cni" ]; then
 		ip link del "$CNI_BRIDGE" 2>/dev/null || true

@@ -93,6 +93,18 @@ wait_for() {
 }
 
 # stop_pid FILE [SECONDS]: TERM then KILL the process whose pid FILE holds (ours only)
+# spare_key ADDRESS: the name of the mxc shim's spare socket for a containerd address
+# (package shim SparePath: FNV-1a 64 of the address, in hex; bash's integers wrap as
+# the hash's unsigned arithmetic does)
+spare_key() {
+	local LC_ALL=C s=$1 h=-3750763034362895579 i c
+	for ((i = 0; i < ${#s}; i++)); do
+		printf -v c '%d' "'${s:i:1}"
+		h=$(((h ^ (c & 255)) * 1099511628211))
+	done
+	printf '%016x' "$h"
+}
+
 stop_pid() {
 	local f=$1 t=${2:-15} p i
 	[ -s "$f" ] || return 0

@@ -98,7 +98,9 @@ J
 }
 # OCI config.json of a container (task bundle) in the k8s.io namespace
 bundle() { echo "$D/state/io.containerd.runtime.v2.task/k8s.io/$1/config.json"; }
-shims() { pgrep -f "^[^ ]*containerd-shim-$1-v2 .*-address $SOCK( |\$)" | wc -l; }
+# a task's shim (-namespace ...); not the mxc shim's spare, which waits for the next
+# start with "-mxc-spare -address" and ends with containerd (shim/spare_linux.go)
+shims() { pgrep -f "^[^ ]*containerd-shim-$1-v2 -namespace .*-address $SOCK( |\$)" | wc -l; }
 export -f bundle shims; export SOCK
 
 webcmd='["sh","-c","echo started; mkdir -p /w; echo hello-pod >/w/index.html; exec httpd -f -p 80 -h /w"]'

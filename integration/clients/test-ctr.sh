@@ -73,6 +73,9 @@ ln -sfn "$MXC_SHIM" "$SHIM_PATH/containerd-shim-mxc-v2"
 # with this the shim's C clean-up (shim/fastcleanup) says on stderr, which containerd
 # logs, when it hands over to the Go path
 export MXC_SHIM_FAST_CLEANUP_DEBUG=1
+# and the C start (shim/faststart) writes here when it leaves a start to the Go path
+export MXC_SHIM_SPARE_DEBUG=$D/spare-debug.log
+rm -f "$MXC_SHIM_SPARE_DEBUG"
 "$IT_HERE/containerd.sh" up >/dev/null || die "containerd did not start"
 c images import "$IMAGES_DIR/busybox-local.tar" >/dev/null 2>&1 || die "image import failed"
 
@@ -92,6 +95,31 @@ step "run --rm: exit status 7 comes back"  "c run --rm $R $I a-exit sh -c 'exit 
 step "run --rm: clean-up answered in C"     "c run --rm $R $I a-fastclean true &&
 	grep 'cleaning up dead shim' $D/containerd.log | qgrep 'id=a-fastclean' &&
 	! grep 'id=a-fastclean' $D/containerd.log | grep 'Go path'"
+# every start after the first is handed to a spare shim (shim/spare_linux.go): the
+# spare becomes the task's shim, with a spawned shim's command line, working directory
+# and sockets, and the start spawns the next spare
+SPARE_PAT="^[^ ]*containerd-shim-mxc-v2 -mxc-spare -address $SOCK( |\$)"
+export SPARE_PAT
+step "a spare shim waits for the next start" "for i in \$(seq 20); do pgrep -f \"\$SPARE_PAT\" >/dev/null && exit 0; sleep 0.25; done; exit 1"
+spare_before=$(pgrep -f "$SPARE_PAT" | head -1)
+step "the spare took the start"            "c run -d $R $I a-spare sleep 1000 &&
+	p=\$(pgrep -f '^[^ ]*containerd-shim-mxc-v2 -namespace $NS -id a-spare -address $SOCK( |\$)') &&
+	[ \"\$p\" = '$spare_before' ] && [ \"\$(readlink /proc/\$p/cwd)\" = $D/state/io.containerd.runtime.v2.task/$NS/a-spare ] &&
+	readlink /proc/\$p/fd/3 | qgrep '^socket:' && ! grep -qs 'a-spare: Go path' $D/spare-debug.log"
+step "the start spawned the next spare"    "for i in \$(seq 20); do n=\$(pgrep -f \"\$SPARE_PAT\"); [ -n \"\$n\" ] && [ \"\$n\" != '$spare_before' ] && exit 0; sleep 0.25; done; exit 1"
+step "the spare's task: exec, kill, delete" "c tasks exec --exec-id s1 a-spare echo via-spare | qgrep -x via-spare &&
+	c tasks kill -s KILL a-spare && for i in \$(seq 40); do c tasks ls | grep -q '^a-spare .*STOPPED' && break; sleep 0.1; done &&
+	c tasks rm a-spare && c containers rm a-spare &&
+	for i in \$(seq 40); do kill -0 $spare_before 2>/dev/null || exit 0; sleep 0.1; done; echo 'the shim did not exit'; exit 1"
+# an upgrade: the shim binary replaced (a new file) while a spare of the old one waits.
+# The spare declines and ends, the start reads its bootstrap parameters back from the
+# C side (a memfd at stdin) and takes the Go path, which spawns a spare of the new binary
+step "upgraded shim binary: the old spare declines, the Go path starts the task" "cp \"$MXC_SHIM\" $SHIM_PATH/shim.new &&
+	mv -f $SHIM_PATH/shim.new $SHIM_PATH/containerd-shim-mxc-v2 && c run --rm $R $I a-upg echo upgraded | qgrep -x upgraded &&
+	grep -q 'a-upg: Go path: the spare left the start to Go: the spare runs another shim binary' $D/spare-debug.log"
+step "upgraded shim binary: a spare of the new binary waits" "for i in \$(seq 20); do p=\$(pgrep -f \"\$SPARE_PAT\") &&
+	[ \"\$(readlink /proc/\$p/exe)\" = $SHIM_PATH/containerd-shim-mxc-v2 ] && exit 0; sleep 0.25; done; exit 1"
+ln -sfn "$MXC_SHIM" "$SHIM_PATH/containerd-shim-mxc-v2"
 step "run -d"                              "c run -d $R $I a-d sh -c 'echo \$\$ >/tmp/pid; exec sleep 1000'"
 step "task RUNNING under the mxc shim"     "c tasks ls | grep -E '^a-d +[0-9]+ +RUNNING' && pgrep -f '^[^ ]*containerd-shim-mxc-v2 -namespace $NS -id a-d -address $SOCK'"
 step "runtime state in the Root option"    "test -d $RT_ROOT/$NS/a-d"
@@ -224,10 +252,17 @@ policy_checks() {
 run_policy_checks
 
 # --- nothing left behind
-step "no shim process left"      "for i in \$(seq 40); do pgrep -f '^[^ ]*containerd-shim-mxc-v2 .*-address $SOCK' >/dev/null || exit 0; sleep 0.25; done; pgrep -af '^[^ ]*containerd-shim-mxc-v2 .*-address $SOCK'; exit 1"
+# (a task's shim has -namespace on its command line; the spare waits for the next
+# start and ends with containerd)
+step "no shim process left"      "for i in \$(seq 40); do pgrep -f '^[^ ]*containerd-shim-mxc-v2 -namespace .*-address $SOCK' >/dev/null || exit 0; sleep 0.25; done; pgrep -af '^[^ ]*containerd-shim-mxc-v2 .*-address $SOCK'; exit 1"
+step "at most one spare"         "[ \$(pgrep -f \"\$SPARE_PAT\" | wc -l) -le 1 ]"
 step "no mounts left"            "! awk -v d=$D/ 'index(\$5, d) == 1' /proc/self/mountinfo | grep ."
 step "no task state dirs left"   "! ls -A $D/state/io.containerd.runtime.v2.task/$NS 2>/dev/null | grep ."
 # (dot entries, such as mxc-runtime's .locks, are the runtime's own, not a container's)
 step "no runtime state left"     "! ls $RT_ROOT/$NS 2>/dev/null | grep ."
 step "no shim sockets left"      "[ \"\$(ls /run/containerd/s 2>/dev/null | sort)\" = \"$socks_before\" ]"
+spare=$(pgrep -f "$SPARE_PAT" | head -1)
+stop_pid "$D/containerd.pid" 15
+step "the spare ends with its containerd" "[ -z '$spare' ] || for i in \$(seq 40); do kill -0 $spare 2>/dev/null || exit 0; sleep 0.25; done; exit 1"
+step "no spare socket left"      "! test -e /run/mxc-shim/$(spare_key "$SOCK").sock"
 summary "test-ctr ($MXC_RUNTIME)"
