@@ -12,10 +12,12 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unsafe"
@@ -231,6 +233,19 @@ func (sp *spare) close() {
 // serve answers starts until one makes this process a task's shim (the
 // returned becoming) or the spare ends (nil).
 func (sp *spare) serve() *becoming {
+	// SIGTERM or SIGINT end a waiting spare with its socket removed (an
+	// administrator's kill, a test's clean-up); not a start under way,
+	// whose shim installs its own handlers.
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, unix.SIGTERM, unix.SIGINT)
+	defer func() { signal.Stop(sig); close(sig) }()
+	var stop atomic.Bool
+	go func() {
+		for range sig {
+			stop.Store(true)
+			_ = sp.l.SetDeadline(time.Now())
+		}
+	}()
 	deadline := time.Now().Add(sp.idle)
 	for {
 		wake := time.Now().Add(spareGonePoll)
@@ -238,10 +253,14 @@ func (sp *spare) serve() *becoming {
 			wake = deadline
 		}
 		_ = sp.l.SetDeadline(wake)
+		if stop.Load() {
+			sp.close()
+			return nil
+		}
 		conn, err := sp.l.AcceptUnix()
 		if err != nil {
 			if ne, ok := err.(net.Error); ok && ne.Timeout() {
-				if !time.Now().Before(deadline) || containerdGone(sp.address) {
+				if stop.Load() || !time.Now().Before(deadline) || containerdGone(sp.address) {
 					sp.close()
 					return nil
 				}

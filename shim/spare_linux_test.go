@@ -5,16 +5,20 @@ package shim
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"io"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	bootapi "github.com/containerd/containerd/api/runtime/bootstrap/v1"
+	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -222,5 +226,109 @@ func TestArgArea(t *testing.T) {
 	}
 	if end-start != n {
 		t.Errorf("argument area %d bytes, os.Args take %d", end-start, n)
+	}
+}
+
+func TestSpareEnviron(t *testing.T) {
+	env := spareEnviron([]string{"PATH=/bin", "GOGC=40", "MXC_GOGC_BEFORE=", spareSchedEnv + "=3 0 5", "TTRPC_ADDRESS=/x"})
+	var sched string
+	for _, kv := range env {
+		if strings.HasPrefix(kv, "GOGC=") && kv != "GOGC=off" || strings.HasPrefix(kv, "MXC_GOGC_BEFORE=") {
+			t.Errorf("kept %q", kv)
+		}
+		if v, ok := strings.CutPrefix(kv, spareSchedEnv+"="); ok {
+			if sched != "" {
+				t.Errorf("two %s entries", spareSchedEnv)
+			}
+			sched = v
+		}
+	}
+	if !slices.Contains(env, "GOGC=off") || !slices.Contains(env, "PATH=/bin") || !slices.Contains(env, "TTRPC_ADDRESS=/x") {
+		t.Errorf("environment %q", env)
+	}
+	// this process's own scheduling, not the one it was given
+	if a, err := unix.SchedGetAttr(0, 0); err == nil && sched != fmt.Sprintf("%d %d %d", a.Policy&^unix.SCHED_RESET_ON_FORK, a.Priority, a.Nice) {
+		t.Errorf("%s=%q, this process runs with %+v", spareSchedEnv, sched, a)
+	}
+}
+
+// restoreSched gives every thread the scheduling the spare's spawner had,
+// whatever the C constructor set (SCHED_IDLE).
+func TestRestoreSched(t *testing.T) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	before, err := unix.SchedGetAttr(0, 0)
+	if err != nil {
+		t.Skip(err)
+	}
+	if before.Policy != 0 { // SCHED_OTHER
+		t.Skipf("test runs with policy %d", before.Policy)
+	}
+	idle := unix.SchedAttr{Policy: 5} // SCHED_IDLE
+	if err := unix.SchedSetAttr(0, &idle, 0); err != nil {
+		t.Skip(err)
+	}
+	t.Setenv(spareSchedEnv, fmt.Sprintf("0 0 %d", before.Nice))
+	restoreSched()
+	after, err := unix.SchedGetAttr(0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.Policy != 0 || after.Nice != before.Nice {
+		t.Errorf("after restoreSched: policy %d nice %d, want 0 and %d", after.Policy, after.Nice, before.Nice)
+	}
+	if _, set := os.LookupEnv(spareSchedEnv); set {
+		t.Errorf("%s left in the environment", spareSchedEnv)
+	}
+}
+
+// A spare killed with SIGTERM (an administrator, a clean-up) removes its
+// socket: run as a child of this test, as the shim binary runs it.
+func TestSpareEndsOnSIGTERM(t *testing.T) {
+	if addr := os.Getenv("MXC_TEST_SPARE_ADDRESS"); addr != "" {
+		runSpare([]string{"-address", addr})
+		os.Exit(3) // runSpare returns only as a task's shim
+	}
+	if os.Getuid() != 0 {
+		t.Skip("needs root (" + SpareDir + ")")
+	}
+	addr := fakeContainerd(t)
+	path := SparePath(addr)
+	t.Cleanup(func() { os.Remove(strings.TrimSuffix(path, ".sock") + ".lock") })
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(self, "-test.run=^TestSpareEndsOnSIGTERM$")
+	cmd.Env = append(os.Environ(), "MXC_TEST_SPARE_ADDRESS="+addr)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	for i := 0; ; i++ {
+		if c, err := net.Dial("unix", path); err == nil {
+			// Garbage, which the spare reads and hangs up on: its accept
+			// loop runs, so its signal handler is in place.
+			_, _ = c.Write([]byte("not a request"))
+			_, err = io.ReadAll(c)
+			c.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			break
+		}
+		if i == 100 {
+			t.Fatal("the spare did not listen")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := cmd.Process.Signal(unix.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("spare: %v", err)
+	}
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Errorf("spare socket left: %v", err)
 	}
 }
