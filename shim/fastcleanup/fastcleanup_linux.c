@@ -14,6 +14,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "shimargv.h"
+
 /* package shim's DeletedMarker */
 #define MARKER "mxc-deleted"
 /* A DeleteResponse is at most ~40 bytes (pid, status, timestamp). */
@@ -47,29 +49,12 @@ static void hand_over(int mode, const char *why, const char *what)
 		fprintf(stderr, "containerd-shim-mxc-v2: delete: Go path: %s%s%s\n", why, what ? ": " : "", what ? what : "");
 }
 
-/* is_delete says whether argv is containerd's clean-up command line:
- * value flags in the single-dash form containerd writes, an optional
- * -debug, then "delete" last. The id is stored in *id. */
+/* is_delete says whether argv is containerd's clean-up command line
+ * (mxc_shim_argv), with an id, stored in *id. */
 static int is_delete(int argc, char **argv, const char **id)
 {
-	static const char *const value_flags[] = {"-namespace", "-address", "-publish-binary", "-id", "-bundle", NULL};
-	*id = NULL;
-	if (argc < 2 || strcmp(argv[argc - 1], "delete"))
-		return 0;
-	for (int i = 1; i < argc - 1; i++) {
-		if (!strcmp(argv[i], "-debug"))
-			continue;
-		int known = 0;
-		for (const char *const *f = value_flags; *f; f++)
-			if (!strcmp(argv[i], *f))
-				known = 1;
-		if (!known || i + 1 >= argc - 1)
-			return 0;
-		if (!strcmp(argv[i], "-id"))
-			*id = argv[i + 1];
-		i++;
-	}
-	return *id != NULL;
+	const char *address;
+	return mxc_shim_argv(argc, argv, "delete", id, &address) && *id != NULL;
 }
 
 /* read_marker reads the bundle's marker into buf; it returns its length,

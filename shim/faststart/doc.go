@@ -32,7 +32,12 @@ package faststart
 // int mxc_spare_path(const char *address, char *out, size_t size);
 import "C"
 
-import "unsafe"
+import (
+	"unsafe"
+
+	// containerd's command line is read by its C (mxc_shim_argv).
+	_ "mxc.dev/mxc/shim/fastcleanup"
+)
 
 // sparePath is the C side's spare socket for address (for the test that
 // it is package shim's SparePath).

@@ -23,6 +23,9 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+/* package fastcleanup's (imported by this package's Go side) */
+int mxc_shim_argv(int argc, char **argv, const char *verb, const char **id, const char **address);
+
 /* package shim's SpareDir, SpareFlag, spareMagic, statuses and bounds */
 #define SPARE_DIR "/run/mxc-shim"
 #define SPARE_FLAG "-mxc-spare"
@@ -68,29 +71,12 @@ static int mode_off(void)
 	return m && (!strcmp(m, "0") || !strcmp(m, "off") || !strcmp(m, "false") || !strcmp(m, "no"));
 }
 
-/* is_start says whether argv is containerd's start command line: value
- * flags in the single-dash form containerd writes, an optional -debug,
- * then "start" last. The address is stored in *address. */
+/* is_start says whether argv is containerd's start command line
+ * (mxc_shim_argv), with an address, stored in *address. */
 static int is_start(int argc, char **argv, const char **address)
 {
-	static const char *const value_flags[] = {"-namespace", "-address", "-publish-binary", "-id", "-bundle", NULL};
-	*address = NULL;
-	if (argc < 2 || strcmp(argv[argc - 1], "start"))
-		return 0;
-	for (int i = 1; i < argc - 1; i++) {
-		if (!strcmp(argv[i], "-debug"))
-			continue;
-		int known = 0;
-		for (const char *const *f = value_flags; *f; f++)
-			if (!strcmp(argv[i], *f))
-				known = 1;
-		if (!known || i + 1 >= argc - 1)
-			return 0;
-		if (!strcmp(argv[i], "-address"))
-			*address = argv[i + 1];
-		i++;
-	}
-	return *address != NULL && (*address)[0] != 0;
+	const char *id;
+	return mxc_shim_argv(argc, argv, "start", &id, address) && *address != NULL && (*address)[0] != 0;
 }
 
 /* mxc_spare_path is package shim's SparePath: FNV-1a 64 of the address. */
