@@ -61,8 +61,9 @@ import (
 // start process, which exits: init, as for a spawned shim), its cgroup
 // (containerd's, then ShimCgroup), its process group, its cwd and stdio.
 // It exits when idle for MXC_SHIM_SPARE_IDLE (default 5 min), when its
-// containerd's socket is gone, or when asked by a start of a different
-// shim binary (an upgrade). MXC_SHIM_SPARE=0 in containerd's environment
+// containerd's socket is gone, when its binary is removed or replaced (an
+// uninstall, an upgrade), or when asked by a start of a different shim
+// binary (an upgrade in place). MXC_SHIM_SPARE=0 in containerd's environment
 // turns spares off; any start the spare cannot do exactly as the Go path
 // would (SCHED_CORE, an unexpected command line or parameters) falls back
 // to the Go path, which also spawns the first spare.
@@ -260,7 +261,7 @@ func (sp *spare) serve() *becoming {
 		conn, err := sp.l.AcceptUnix()
 		if err != nil {
 			if ne, ok := err.(net.Error); ok && ne.Timeout() {
-				if stop.Load() || !time.Now().Before(deadline) || containerdGone(sp.address) {
+				if stop.Load() || !time.Now().Before(deadline) || containerdGone(sp.address) || exeGone() {
 					sp.close()
 					return nil
 				}
@@ -283,6 +284,13 @@ func (sp *spare) serve() *becoming {
 func containerdGone(address string) bool {
 	_, err := os.Stat(strings.TrimPrefix(address, "unix://"))
 	return errors.Is(err, os.ErrNotExist)
+}
+
+// exeGone says whether this process's binary was removed or replaced (an
+// uninstall, an upgrade by rename): such a spare would only decline.
+func exeGone() bool {
+	exe, err := os.Readlink("/proc/self/exe")
+	return err == nil && strings.HasSuffix(exe, " (deleted)")
 }
 
 // handle answers one connection. It returns the becoming when the start

@@ -332,3 +332,58 @@ func TestSpareEndsOnSIGTERM(t *testing.T) {
 		t.Errorf("spare socket left: %v", err)
 	}
 }
+
+// A spare whose binary is removed (an uninstall) or replaced by a rename
+// (an upgrade) ends within spareGonePoll, socket and all.
+func TestSpareEndsWhenBinaryRemoved(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root (" + SpareDir + ")")
+	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(self)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(t.TempDir(), "shim.test")
+	if err := os.WriteFile(bin, b, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	addr := fakeContainerd(t)
+	path := SparePath(addr)
+	t.Cleanup(func() { os.Remove(strings.TrimSuffix(path, ".sock") + ".lock") })
+	cmd := exec.Command(bin, "-test.run=^TestSpareEndsOnSIGTERM$")
+	cmd.Env = append(os.Environ(), "MXC_TEST_SPARE_ADDRESS="+addr)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	for i := 0; ; i++ {
+		if c, err := net.Dial("unix", path); err == nil {
+			c.Close()
+			break
+		}
+		if i == 100 {
+			t.Fatal("the spare did not listen")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := os.Remove(bin); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("spare: %v", err)
+		}
+	case <-time.After(3 * spareGonePoll):
+		t.Fatal("the spare of a removed binary still runs")
+	}
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Errorf("spare socket left: %v", err)
+	}
+}

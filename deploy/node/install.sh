@@ -163,6 +163,9 @@ do_uninstall() {
 	rm -f "$cfg.mxc-backup"
 	remove_block
 	rm -f "$(h "$PREFIX/bin/mxc-runtime")" "$(h "$PREFIX/bin/containerd-shim-mxc-v2")" "$(h "$PREFIX/bin/mxc-monitor")"
+	# the shim's spare (one per containerd) ends within 2 s of its binary's
+	# removal; its lock files go with the directory
+	rm -rf "$(h /run/mxc-shim)"
 	log "removed mxc binaries and handlers (/etc/mxc kept)"
 	restart_containerd
 }
