@@ -100,13 +100,16 @@ step "run --rm: clean-up answered in C"     "c run --rm $R $I a-fastclean true &
 # and sockets, and the start spawns the next spare
 SPARE_PAT="^[^ ]*containerd-shim-mxc-v2 -mxc-spare -address $SOCK( |\$)"
 export SPARE_PAT
-step "a spare shim waits for the next start" "for i in \$(seq 20); do pgrep -f \"\$SPARE_PAT\" >/dev/null && exit 0; sleep 0.25; done; exit 1"
+# (waiting = its socket is there: a spare listens once it has started up)
+SPARE_SOCK=/run/mxc-shim/$(spare_key "$SOCK").sock
+export SPARE_SOCK
+step "a spare shim waits for the next start" "for i in \$(seq 40); do pgrep -f \"\$SPARE_PAT\" >/dev/null && test -S $SPARE_SOCK && exit 0; sleep 0.25; done; exit 1"
 spare_before=$(pgrep -f "$SPARE_PAT" | head -1)
 step "the spare took the start"            "c run -d $R $I a-spare sleep 1000 &&
 	p=\$(pgrep -f '^[^ ]*containerd-shim-mxc-v2 -namespace $NS -id a-spare -address $SOCK( |\$)') &&
 	[ \"\$p\" = '$spare_before' ] && [ \"\$(readlink /proc/\$p/cwd)\" = $D/state/io.containerd.runtime.v2.task/$NS/a-spare ] &&
 	readlink /proc/\$p/fd/3 | qgrep '^socket:' && ! grep -qs 'a-spare: Go path' $D/spare-debug.log"
-step "the start spawned the next spare"    "for i in \$(seq 20); do n=\$(pgrep -f \"\$SPARE_PAT\"); [ -n \"\$n\" ] && [ \"\$n\" != '$spare_before' ] && exit 0; sleep 0.25; done; exit 1"
+step "the start spawned the next spare"    "for i in \$(seq 40); do n=\$(pgrep -f \"\$SPARE_PAT\"); [ -n \"\$n\" ] && [ \"\$n\" != '$spare_before' ] && test -S $SPARE_SOCK && exit 0; sleep 0.25; done; exit 1"
 step "the spare's task: exec, kill, delete" "c tasks exec --exec-id s1 a-spare echo via-spare | qgrep -x via-spare &&
 	c tasks kill -s KILL a-spare && for i in \$(seq 40); do c tasks ls | grep -q '^a-spare .*STOPPED' && break; sleep 0.1; done &&
 	c tasks rm a-spare && c containers rm a-spare &&
