@@ -146,7 +146,7 @@ func lockSpare(address string) (*spare, error) {
 		return nil, err
 	}
 	path := SparePath(address)
-	lock, err := os.OpenFile(strings.TrimSuffix(path, ".sock")+".lock", os.O_RDWR|os.O_CREATE, 0o600)
+	lock, err := os.OpenFile(spareLockPath(address), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, err
 	}
@@ -718,8 +718,7 @@ func spawnSpare(address string) {
 	if address == "" || spareOff(os.Environ()) {
 		return
 	}
-	if conn, err := net.DialTimeout("unix", SparePath(address), 100*time.Millisecond); err == nil {
-		conn.Close() // a probe: the spare reads EOF and stays
+	if spareRunning(address) {
 		return
 	}
 	self, err := os.Executable()
@@ -735,6 +734,27 @@ func spawnSpare(address string) {
 		return
 	}
 	go cmd.Wait() //nolint:errcheck // reaped if this process is still there
+}
+
+// spareRunning says whether a spare for address holds its lock: one that
+// waits, or one still starting up (in SCHED_IDLE it may wait long for CPU
+// on a busy host; a second spawned meanwhile would only find the lock
+// taken and exit, one doomed process per start).
+func spareRunning(address string) bool {
+	f, err := os.OpenFile(spareLockPath(address), os.O_RDWR, 0)
+	if err != nil {
+		return false // never made: no spare yet
+	}
+	defer f.Close()
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		return true
+	}
+	_ = unix.Flock(int(f.Fd()), unix.LOCK_UN)
+	return false
+}
+
+func spareLockPath(address string) string {
+	return strings.TrimSuffix(SparePath(address), ".sock") + ".lock"
 }
 
 // spareEnviron is env for a spare: its collector off until it becomes a

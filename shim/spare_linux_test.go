@@ -136,10 +136,22 @@ func ask(t *testing.T, sp *runningSpare, req []byte) (status byte, gone bool, pa
 
 func TestSpareOnePerContainerd(t *testing.T) {
 	addr := fakeContainerd(t)
-	spareFor(t, addr)
+	if spareRunning(addr) {
+		t.Fatal("a spare runs before one was started")
+	}
+	sp := spareFor(t, addr)
 	if sp2, err := listenSpare(addr); err == nil {
 		sp2.close()
 		t.Fatal("a second spare for the same containerd listened")
+	}
+	// what spawnSpare checks: a spare holds the lock (also while it
+	// starts up, before it listens)
+	if !spareRunning(addr) {
+		t.Error("spareRunning: false with a spare running")
+	}
+	sp.close()
+	if spareRunning(addr) {
+		t.Error("spareRunning: true once the spare closed")
 	}
 }
 
