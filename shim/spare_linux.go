@@ -181,15 +181,6 @@ func (sp *spare) listen() error {
 	return nil
 }
 
-// listenSpare is lockSpare and listen.
-func listenSpare(address string) (*spare, error) {
-	sp, err := lockSpare(address)
-	if err != nil {
-		return nil, err
-	}
-	return sp, sp.listen()
-}
-
 // spareSchedEnv carries its spawner's scheduling to a spare (policy,
 // static priority, nice). With it, the C constructor (faststart) puts the
 // spare in SCHED_IDLE before the Go runtime starts: the spare's start-up
@@ -302,7 +293,7 @@ func (sp *spare) handle(conn *net.UnixConn) (b *becoming, done bool) {
 	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
 	req, err := decodeSpareRequest(conn)
 	if err != nil {
-		return nil, false // a probe (CanConnect) or garbage: stay
+		return nil, false // closed without a request, or garbage: stay
 	}
 	reply := func(status byte, gone bool, payload []byte) {
 		_, _ = conn.Write(encodeSpareReply(status, gone, payload))
@@ -319,18 +310,13 @@ func (sp *spare) handle(conn *net.UnixConn) (b *becoming, done bool) {
 		return nil, false
 	}
 	res, b, err := sp.start(st)
+	var out []byte
+	if err == nil {
+		out, err = proto.Marshal(res)
+	}
 	if err != nil {
 		reply(spareError, b != nil, []byte(err.Error()))
 		if b != nil { // committed: the sockets are made and this process is no spare
-			b.abandon()
-			return nil, true
-		}
-		return nil, false
-	}
-	out, err := proto.Marshal(res)
-	if err != nil { // cannot happen for this message; treated as any late error
-		reply(spareError, b != nil, []byte(err.Error()))
-		if b != nil {
 			b.abandon()
 			return nil, true
 		}

@@ -64,6 +64,16 @@ func TestParseStart(t *testing.T) {
 	}
 }
 
+// listenSpare is what runSpare does before it serves (lockSpare, listen),
+// without the prewarm.
+func listenSpare(address string) (*spare, error) {
+	sp, err := lockSpare(address)
+	if err != nil {
+		return nil, err
+	}
+	return sp, sp.listen()
+}
+
 // fakeContainerd is an address whose socket file the test controls.
 func fakeContainerd(t *testing.T) string {
 	t.Helper()
@@ -108,7 +118,7 @@ func spareFor(t *testing.T, addr string) *runningSpare {
 		if !r.wait(2 * spareGonePoll) {
 			t.Error("spare did not end")
 		}
-		os.Remove(strings.TrimSuffix(sp.path, ".sock") + ".lock")
+		os.Remove(spareLockPath(addr))
 	})
 	return r
 }
@@ -155,8 +165,8 @@ func TestSpareOnePerContainerd(t *testing.T) {
 	}
 }
 
-// A probe (spawnSpare's check) and a start the spare cannot do leave it
-// waiting; a start of another shim binary ends it, socket and all.
+// A connection closed without a request and a start the spare cannot do
+// leave it waiting; a start of another shim binary ends it, socket and all.
 func TestSpareDeclines(t *testing.T) {
 	addr := fakeContainerd(t)
 	sp := spareFor(t, addr)
@@ -294,24 +304,15 @@ func TestRestoreSched(t *testing.T) {
 	}
 }
 
-// A spare killed with SIGTERM (an administrator, a clean-up) removes its
-// socket: run as a child of this test, as the shim binary runs it.
-func TestSpareEndsOnSIGTERM(t *testing.T) {
-	if addr := os.Getenv("MXC_TEST_SPARE_ADDRESS"); addr != "" {
-		runSpare([]string{"-address", addr})
-		os.Exit(3) // runSpare returns only as a task's shim
-	}
-	if os.Getuid() != 0 {
-		t.Skip("needs root (" + SpareDir + ")")
-	}
+// startChildSpare runs a spare for a fake containerd in a child process,
+// as the shim binary runs it, from bin (this test binary or a copy), and
+// waits until it listens. It returns the child and the spare's socket.
+func startChildSpare(t *testing.T, bin string) (*exec.Cmd, string) {
+	t.Helper()
 	addr := fakeContainerd(t)
 	path := SparePath(addr)
-	t.Cleanup(func() { os.Remove(strings.TrimSuffix(path, ".sock") + ".lock") })
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(self, "-test.run=^TestSpareEndsOnSIGTERM$")
+	t.Cleanup(func() { os.Remove(spareLockPath(addr)) })
+	cmd := exec.Command(bin, "-test.run=^TestSpareEndsOnSIGTERM$")
 	cmd.Env = append(os.Environ(), "MXC_TEST_SPARE_ADDRESS="+addr)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -327,13 +328,30 @@ func TestSpareEndsOnSIGTERM(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			break
+			return cmd, path
 		}
 		if i == 100 {
 			t.Fatal("the spare did not listen")
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// A spare killed with SIGTERM (an administrator, a clean-up) removes its
+// socket: run as a child of this test, as the shim binary runs it.
+func TestSpareEndsOnSIGTERM(t *testing.T) {
+	if addr := os.Getenv("MXC_TEST_SPARE_ADDRESS"); addr != "" {
+		runSpare([]string{"-address", addr})
+		os.Exit(3) // runSpare returns only as a task's shim
+	}
+	if os.Getuid() != 0 {
+		t.Skip("needs root (" + SpareDir + ")")
+	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd, path := startChildSpare(t, self)
 	if err := cmd.Process.Signal(unix.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -363,25 +381,7 @@ func TestSpareEndsWhenBinaryRemoved(t *testing.T) {
 	if err := os.WriteFile(bin, b, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	addr := fakeContainerd(t)
-	path := SparePath(addr)
-	t.Cleanup(func() { os.Remove(strings.TrimSuffix(path, ".sock") + ".lock") })
-	cmd := exec.Command(bin, "-test.run=^TestSpareEndsOnSIGTERM$")
-	cmd.Env = append(os.Environ(), "MXC_TEST_SPARE_ADDRESS="+addr)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	for i := 0; ; i++ {
-		if c, err := net.Dial("unix", path); err == nil {
-			c.Close()
-			break
-		}
-		if i == 100 {
-			t.Fatal("the spare did not listen")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	cmd, path := startChildSpare(t, bin)
 	if err := os.Remove(bin); err != nil {
 		t.Fatal(err)
 	}

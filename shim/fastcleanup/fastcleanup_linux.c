@@ -14,7 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "shimargv.h"
+#include "shimc.h"
 
 /* package shim's DeletedMarker */
 #define MARKER "mxc-deleted"
@@ -132,20 +132,6 @@ static int mounted_under(const char *dir)
 	return err ? -1 : found;
 }
 
-static int write_all(int fd, const char *buf, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, buf, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		buf += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 __attribute__((constructor)) static void mxc_shim_fastcleanup(int argc, char **argv, char **envp)
 {
 	const char *id;
@@ -198,7 +184,7 @@ __attribute__((constructor)) static void mxc_shim_fastcleanup(int argc, char **a
 		hand_over(mode, m > 0 ? "a mount is left at or below the rootfs" : "mountinfo unreadable", path);
 		return;
 	}
-	if (write_all(1, resp, (size_t)n) < 0) {
+	if (mxc_shim_write_all(1, resp, (size_t)n) < 0) {
 		fprintf(stderr, "containerd-shim-mxc-v2: delete: write response: %s\n", strerror(errno));
 		_exit(1);
 	}

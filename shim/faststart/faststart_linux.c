@@ -23,8 +23,9 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-/* package fastcleanup's (imported by this package's Go side) */
+/* package fastcleanup's shimc.h (that package is imported by this one's Go side) */
 int mxc_shim_argv(int argc, char **argv, const char *verb, const char **id, const char **address);
+int mxc_shim_write_all(int fd, const char *p, size_t n);
 
 /* package shim's SpareDir, SpareFlag, spareMagic, statuses and bounds */
 #define SPARE_DIR "/run/mxc-shim"
@@ -138,20 +139,6 @@ static void put_str(struct buf *b, const char *s, size_t n)
 	put(b, s, n);
 }
 
-static int write_all(int fd, const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 /* read_full reads n bytes: 0 done, 1 EOF before any byte, -1 otherwise
  * (errno EAGAIN on the receive timeout). */
 static int read_full(int fd, char *p, size_t n)
@@ -209,7 +196,7 @@ static int restore_stdin(const char *data, size_t n)
 	int fd = memfd_create("mxc-start-stdin", MFD_CLOEXEC);
 	if (fd < 0)
 		return -1;
-	if (write_all(fd, data, n) < 0 || lseek(fd, 0, SEEK_SET) < 0 || dup2(fd, 0) < 0) {
+	if (mxc_shim_write_all(fd, data, n) < 0 || lseek(fd, 0, SEEK_SET) < 0 || dup2(fd, 0) < 0) {
 		close(fd);
 		return -1;
 	}
@@ -379,7 +366,7 @@ __attribute__((constructor)) static void mxc_shim_faststart(int argc, char **arg
 	setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
 	unsigned char hdr[6];
 	int r = -1;
-	if (!req.failed && write_all(s, req.p, req.len) == 0)
+	if (!req.failed && mxc_shim_write_all(s, req.p, req.len) == 0)
 		r = read_full(s, (char *)hdr, sizeof hdr);
 	free(req.p);
 	if (r != 0) {
@@ -414,7 +401,7 @@ __attribute__((constructor)) static void mxc_shim_faststart(int argc, char **arg
 	case ST_OK:
 		if (gone)
 			spawn_spare(address, envp);
-		if (write_all(1, payload, plen) < 0)
+		if (mxc_shim_write_all(1, payload, plen) < 0)
 			_exit(1);
 		_exit(0);
 	case ST_ERROR:

@@ -1,8 +1,10 @@
 //go:build linux && cgo
 
+#include <errno.h>
 #include <string.h>
+#include <unistd.h>
 
-#include "shimargv.h"
+#include "shimc.h"
 
 int mxc_shim_argv(int argc, char **argv, const char *verb, const char **id, const char **address)
 {
@@ -26,4 +28,18 @@ int mxc_shim_argv(int argc, char **argv, const char *verb, const char **id, cons
 		i++;
 	}
 	return 1;
+}
+
+int mxc_shim_write_all(int fd, const char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
 }
