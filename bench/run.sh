@@ -64,9 +64,9 @@ trap 'rm -rf "$tmp"' EXIT
 
 if [ -n "${BENCH_CPU_PROFILE:-}" ]; then
 	command -v perf >/dev/null || die "BENCH_CPU_PROFILE needs perf (apt-get install linux-perf)"
-	# Same tags as `make build`, but with symbols (no -s -w).
+	# `make build` (same tags and C library), with symbols.
 	log "building an unstripped mxc-runtime"
-	(cd "$repo" && go build -trimpath -tags "seccomp netgo osusergo urfave_cli_no_docs" -ldflags "-extldflags -static" -o "$tmp/mxc-runtime" ./cmd/mxc-runtime)
+	make -s -C "$repo" build STRIP= BIN="$tmp" >&2
 	(cd "$repo" && go build -o "$tmp/mxc-bench" ./bench/cmd/mxc-bench)
 	policy=()
 	[ "${BENCH_CPU_PROFILE_POLICY:-}" = 1 ] && policy=(-cpu-profile-policy)

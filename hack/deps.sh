@@ -9,7 +9,8 @@ cd "$(dirname "$0")/.."
 qgrep() { grep "$@" >/dev/null; }
 
 PKGS=(
-	gcc make git pkg-config libseccomp-dev            # static build with libseccomp
+	gcc make git pkg-config libseccomp-dev            # static build with libseccomp (LIBC=glibc)
+	musl-tools gperf patch                            # the default musl build (hack/musl.sh builds libseccomp)
 	busybox-static                                    # test and demo root filesystems
 	runc crun bubblewrap hyperfine                    # peers for conformance and benchmarks
 	nftables iproute2 iperf3 dnsutils                 # egress tests and benchmarks

@@ -13,6 +13,7 @@ import (
 	"github.com/opencontainers/runtime-spec/specs-go/features"
 	"github.com/urfave/cli/v2"
 
+	"mxc.dev/mxc/linux/execsrv/fastexec"
 	"mxc.dev/mxc/linux/landlock"
 )
 
@@ -22,6 +23,7 @@ const (
 	featVersion     = "io.mxc.version"
 	featCommit      = "io.mxc.commit"
 	featTiers       = "io.mxc.tiers"
+	featLibc        = "io.mxc.libc"
 )
 
 var featuresCommand = cli.Command{
@@ -51,6 +53,9 @@ var featuresCommand = cli.Command{
 				Cgroup:       &features.Cgroup{V1: &t, V2: &t, Systemd: &t, SystemdUser: &t},
 			},
 			PotentiallyUnsafeConfigAnnotations: []string{"bundle", "org.systemd.property."},
+		}
+		if l := fastexec.Libc(); l != "" {
+			f.Annotations[featLibc] = l
 		}
 		if seccomp.Enabled {
 			f.Linux.Seccomp = &features.Seccomp{

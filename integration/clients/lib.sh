@@ -144,9 +144,8 @@ ensure_shim() {
 	if [ -z "${MXC_SHIM:-}" ]; then
 		MXC_SHIM=$IT_BIN/containerd-shim-mxc-v2
 		mkdir -p "$IT_BIN"
-		# the tags of the Makefile's shim target
-		(cd "$REPO_ROOT" && CGO_ENABLED=1 go build -trimpath -tags "urfave_cli_no_docs no_grpc netgo osusergo" -ldflags "-extldflags -static" -o "$MXC_SHIM" ./cmd/containerd-shim-mxc-v2) ||
-			die "go build ./cmd/containerd-shim-mxc-v2 failed"
+		# as the Makefile builds it (tags, C library)
+		make -s -C "$REPO_ROOT" shim BIN="$IT_BIN" || die "make shim failed"
 	fi
 	[ -x "$MXC_SHIM" ] || die "MXC_SHIM=$MXC_SHIM is not executable"
 	MXC_SHIM=$(readlink -f "$MXC_SHIM")

@@ -367,6 +367,18 @@ func TestFeaturesSpecVersionCheckpoint(t *testing.T) {
 	if f.OCIVersionMax != specs.Version || f.Annotations["io.mxc.landlock.abi"] == "" || !f.Linux.Seccomp.Enabled {
 		t.Fatalf("features: %+v", f)
 	}
+	// `make build` links musl unless LIBC says glibc; another binary
+	// given in MXC_RUNTIME may have been built either way.
+	want := map[string]bool{"musl": true}
+	switch p := os.Getenv("MXC_RUNTIME"); {
+	case p != "" && filepath.Clean(p) != filepath.Join(h.RepoRoot(), "bin", "mxc-runtime"):
+		want["glibc"] = true
+	case os.Getenv("LIBC") == "glibc":
+		want = map[string]bool{"glibc": true}
+	}
+	if got := f.Annotations["io.mxc.libc"]; !want[got] {
+		t.Errorf("features: io.mxc.libc %q, want one of %v (make build's LIBC)", got, want)
+	}
 	v := rt.MustRun("--version").Stdout
 	if !strings.Contains(v, "mxc-runtime version") || !strings.Contains(v, "spec: "+specs.Version) {
 		t.Fatalf("--version: %q", v)

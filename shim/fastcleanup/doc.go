@@ -31,5 +31,5 @@
 // shim process).
 package fastcleanup
 
-// #cgo CFLAGS: -Wall -Wextra -Wno-unused-parameter -std=gnu11
+// #cgo CFLAGS: -Wall -Wextra -Wno-unused-parameter -std=gnu11 -I${SRCDIR}/../../internal/ctorargs
 import "C"

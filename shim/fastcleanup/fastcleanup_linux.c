@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "shimc.h"
+#include "ctorargs.h"
 
 /* package shim's DeletedMarker */
 #define MARKER "mxc-deleted"
@@ -132,10 +133,12 @@ static int mounted_under(const char *dir)
 	return err ? -1 : found;
 }
 
-__attribute__((constructor)) static void mxc_shim_fastcleanup(int argc, char **argv, char **envp)
+__attribute__((constructor)) static void mxc_shim_fastcleanup(int cargc, char **cargv, char **cenvp)
 {
+	int argc;
+	char **argv, **envp;
 	const char *id;
-	if (!argv || !is_delete(argc, argv, &id))
+	if (!mxc_ctor_args(cargc, cargv, cenvp, &argc, &argv, &envp) || !is_delete(argc, argv, &id))
 		return;
 	int mode = mode_from_env();
 	if (mode == MODE_OFF)

@@ -27,7 +27,7 @@
 // task's sockets, where the runc shim code looks for them.
 package faststart
 
-// #cgo CFLAGS: -Wall -Wextra -Wno-unused-parameter -std=gnu11
+// #cgo CFLAGS: -Wall -Wextra -Wno-unused-parameter -std=gnu11 -I${SRCDIR}/../../internal/ctorargs
 // #include <stdlib.h>
 // int mxc_spare_path(const char *address, char *out, size_t size);
 import "C"

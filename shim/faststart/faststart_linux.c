@@ -22,6 +22,7 @@
 #include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
+#include "ctorargs.h"
 
 /* package fastcleanup's shimc.h (that package is imported by this one's Go side) */
 int mxc_shim_argv(int argc, char **argv, const char *verb, const char **id, const char **address);
@@ -302,9 +303,11 @@ static void idle_sched(void)
 	sched_setscheduler(0, SCHED_IDLE, &zero);
 }
 
-__attribute__((constructor)) static void mxc_shim_faststart(int argc, char **argv, char **envp)
+__attribute__((constructor)) static void mxc_shim_faststart(int cargc, char **cargv, char **cenvp)
 {
-	if (!argv)
+	int argc;
+	char **argv, **envp;
+	if (!mxc_ctor_args(cargc, cargv, cenvp, &argc, &argv, &envp))
 		return;
 	if (argc >= 2 && !strcmp(argv[1], SPARE_FLAG)) {
 		reserve_fds();

@@ -32,6 +32,6 @@
 // which path an eligible exec took, and why, on stderr.
 package fastexec
 
-// #cgo CFLAGS: -Wall -Wextra -Wno-unused-parameter -std=gnu11
+// #cgo CFLAGS: -Wall -Wextra -Wno-unused-parameter -std=gnu11 -I${SRCDIR}/../../../internal/ctorargs
 // #include "fastexec.h"
 import "C"

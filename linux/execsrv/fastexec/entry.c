@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "fastexec.h"
+#include "ctorargs.h"
 
 int mxc_env_mode(const char *name)
 {
@@ -50,9 +51,11 @@ void mxc_hand_over(const char *verb, const char *name, int mode, const char *why
 		fprintf(stderr, "mxc-runtime: %s: normal path: %s\n", verb, why);
 }
 
-__attribute__((constructor)) static void mxc_fastexec_entry(int argc, char **argv, char **envp)
+__attribute__((constructor)) static void mxc_fastexec_entry(int cargc, char **cargv, char **cenvp)
 {
-	if (argc < 3 || !argv)
+	int argc;
+	char **argv, **envp;
+	if (!mxc_ctor_args(cargc, cargv, cenvp, &argc, &argv, &envp) || argc < 3)
 		return;
 	if (!strcmp(argv[1], "exec-server") && !strcmp(argv[2], "serve"))
 		mxc_server_main(argc, argv);

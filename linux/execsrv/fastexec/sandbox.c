@@ -34,6 +34,10 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
+#ifndef __GLIBC__
+/* musl's sys/mount.h stops at mount(2); the mount API comes from the kernel's. */
+#include <linux/mount.h>
+#endif
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>

@@ -69,6 +69,24 @@ struct conn {
 };
 static struct conn *conns;
 static int nconns;
+
+/* The signals whose disposition is not SIG_DFL in the server (SIGPIPE, and
+ * whatever it inherited ignored), found once when it starts: a child puts
+ * back only these. Handlers do not survive execve anyway, but an ignored
+ * signal would, and the server sets no disposition after it starts. */
+static sigset_t not_default;
+
+static void find_not_default(void)
+{
+	sigemptyset(&not_default);
+	for (int s = 1; s < NSIG; s++) {
+		struct sigaction sa;
+		if (s == SIGKILL || s == SIGSTOP || sigaction(s, NULL, &sa) < 0)
+			continue;
+		if (sa.sa_handler != SIG_DFL)
+			sigaddset(&not_default, s);
+	}
+}
 #define MAX_CONNS 1024
 #define MAX_ENV 4096
 
@@ -261,7 +279,7 @@ static void child(struct mxc_request *rq, int fds[3], int errw)
 	/* A fresh process: default dispositions, nothing blocked. */
 	struct sigaction dfl = {.sa_handler = SIG_DFL};
 	for (int s = 1; s < NSIG; s++)
-		if (s != SIGKILL && s != SIGSTOP)
+		if (sigismember(&not_default, s) == 1)
 			sigaction(s, &dfl, NULL);
 	sigset_t none;
 	sigemptyset(&none);
@@ -545,6 +563,7 @@ void mxc_server_main(int argc, char **argv)
 	if (sfd < 0)
 		fatal_ready(rfd, "exec-server: signalfd");
 	signal(SIGPIPE, SIG_IGN);
+	find_not_default();
 	conns = calloc(MAX_CONNS, sizeof *conns);
 	struct pollfd *p = calloc(MAX_CONNS + 2, sizeof *p);
 	if (!conns || !p)
