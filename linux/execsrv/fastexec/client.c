@@ -55,7 +55,7 @@ struct info {
 
 int mxc_read_small(const char *path, char *buf, size_t cap)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	int fd = mxc_open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY, 0);
 	if (fd < 0)
 		return -1;
 	size_t n = 0;
@@ -223,7 +223,7 @@ static void write_audit(const char *statedir, const char *id, struct mxc_cmdline
 		/* No O_CREAT: racing with a delete, it would put the log back
 		 * into a state dir being removed (audit.Append in Go). */
 		if ((size_t)snprintf(path, sizeof path, "%s/audit.jsonl", statedir) < sizeof path)
-			fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
+			fd = mxc_open(path, O_WRONLY | O_APPEND | O_CLOEXEC, 0);
 		if (fd >= 0) {
 			ssize_t w = write(fd, b.p, b.len);
 			(void)w;
@@ -410,7 +410,7 @@ static int try_start(struct attempt *a, struct mxc_cmdline *cl, int *pid)
 		return why("the bundle's config.json changed since the exec server started");
 	if (cl->log) {
 		/* As the CLI's `before`: the log file is created even if unused. */
-		a->logfd = open(cl->log, O_CREAT | O_WRONLY | O_APPEND | O_SYNC | O_CLOEXEC, 0644);
+		a->logfd = mxc_open(cl->log, O_CREAT | O_WRONLY | O_APPEND | O_SYNC | O_CLOEXEC, 0644);
 		if (a->logfd < 0)
 			return why("cannot open --log");
 	}
@@ -434,7 +434,7 @@ static int try_start(struct attempt *a, struct mxc_cmdline *cl, int *pid)
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	if ((size_t)snprintf(sa.sun_path, sizeof sa.sun_path, "%s/sock", a->dir) >= sizeof sa.sun_path) {
 		/* Too long for sockaddr_un: connect through /proc/self/fd. */
-		int dfd = open(a->dir, O_PATH | O_CLOEXEC | O_DIRECTORY);
+		int dfd = mxc_open(a->dir, O_PATH | O_CLOEXEC | O_DIRECTORY, 0);
 		if (dfd < 0)
 			return why("open the exec server dir");
 		snprintf(sa.sun_path, sizeof sa.sun_path, "/proc/self/fd/%d/sock", dfd);

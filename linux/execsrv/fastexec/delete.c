@@ -50,7 +50,7 @@ static int rm_tree(int at, const char *name, int depth)
 		errno = ELOOP;
 		return -1;
 	}
-	int fd = openat(at, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	int fd = mxc_openat(at, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0);
 	if (fd < 0)
 		return errno == ENOENT ? 0 : -1;
 	DIR *d = fdopendir(fd);

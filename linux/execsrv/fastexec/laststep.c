@@ -109,7 +109,7 @@ static void apply_landlock(const struct mxc_plan *p, const char *prefix)
 		die(126, prefix, "landlock_create_ruleset: %s", goerr(errno).s);
 	for (int i = 0; i < p->nrules; i++) {
 		const struct mxc_ll_rule *r = &p->rules[i];
-		int pfd = open(r->path, O_PATH | O_CLOEXEC);
+		int pfd = mxc_open(r->path, O_PATH | O_CLOEXEC, 0);
 		if (pfd < 0) {
 			if (errno == ENOENT || errno == ENOTDIR || errno == EACCES)
 				continue; /* nothing there to grant */

@@ -192,7 +192,7 @@ int mxc_go_getwd(char **envp, char **out)
 static int read_file(int dirfd, const char *path, size_t max, unsigned char **data, size_t *len, int trusted)
 {
 	int flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | (trusted ? O_NOFOLLOW : 0);
-	int fd = openat(dirfd, path, flags);
+	int fd = mxc_openat(dirfd, path, flags, 0);
 	if (fd < 0)
 		return -1;
 	struct stat st;
@@ -230,7 +230,7 @@ static int read_file(int dirfd, const char *path, size_t max, unsigned char **da
  * writable by no one else, without following a symlink. */
 static int trusted_dir(int dirfd, const char *name)
 {
-	int fd = openat(dirfd, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	int fd = mxc_openat(dirfd, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0);
 	if (fd < 0)
 		return -1;
 	struct stat st;
@@ -350,7 +350,7 @@ static void bound_caps(uint64_t keep)
 {
 	long last = 40;
 	char buf[32];
-	int fd = open("/proc/sys/kernel/cap_last_cap", O_RDONLY | O_CLOEXEC);
+	int fd = mxc_open("/proc/sys/kernel/cap_last_cap", O_RDONLY | O_CLOEXEC, 0);
 	if (fd >= 0) {
 		ssize_t n = read(fd, buf, sizeof buf - 1);
 		close(fd);

@@ -232,7 +232,7 @@ static int apply_landlock(const char **what)
 		return -1;
 	}
 	for (int i = 0; i < cfg.nrules; i++) {
-		int pfd = open(cfg.rules[i].path, O_PATH | O_CLOEXEC);
+		int pfd = mxc_open(cfg.rules[i].path, O_PATH | O_CLOEXEC, 0);
 		if (pfd < 0) {
 			if (errno == ENOENT || errno == ENOTDIR || errno == EACCES)
 				continue; /* nothing there to grant */
@@ -318,7 +318,7 @@ static void child(struct mxc_request *rq, int fds[3], int errw)
 		/* runc's getUserHome: the container's /etc/passwd, "/" failing that. */
 		size_t len = 0;
 		char *data = NULL;
-		int fd = open("/etc/passwd", O_RDONLY | O_CLOEXEC);
+		int fd = mxc_open("/etc/passwd", O_RDONLY | O_CLOEXEC, 0);
 		if (fd >= 0) {
 			data = mxc_read_fd(fd, &len);
 			close(fd);

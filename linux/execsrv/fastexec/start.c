@@ -62,7 +62,7 @@ static int try_start(struct mxc_verb *v, const struct mxc_globals *g, const char
 	}
 	/* Non-blocking: the init may not be in its open yet; poll says when
 	 * its byte is there and when it closed its end. */
-	*fifofd = open(*fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	*fifofd = mxc_open(*fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC, 0);
 	if (*fifofd < 0) {
 		*why = "cannot open the exec fifo";
 		return -1;

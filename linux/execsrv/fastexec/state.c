@@ -241,7 +241,7 @@ bad:
 
 char *mxc_read_file(const char *path, size_t *len)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW);
+	int fd = mxc_open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW, 0);
 	if (fd < 0)
 		return NULL;
 	char *data = mxc_read_fd(fd, len);

@@ -40,14 +40,14 @@ int mxc_verb_open(const struct mxc_globals *g, const char *id, struct mxc_verb *
 		return fail(why, "no state dir");
 	if (g->log && g->log[0]) {
 		/* As the CLI's `before`: the log file is created even if unused. */
-		v->logfd = open(g->log, O_CREAT | O_WRONLY | O_APPEND | O_SYNC | O_CLOEXEC, 0644);
+		v->logfd = mxc_open(g->log, O_CREAT | O_WRONLY | O_APPEND | O_SYNC | O_CLOEXEC, 0644);
 		if (v->logfd < 0)
 			return fail(why, "cannot open --log");
 	}
 	/* linux/container's Lock: flock on <root>/.locks/<id> (made if
 	 * missing, as the Go CLI does: a failed delete removes it), the file
 	 * still the one at that path once locked. */
-	v->lockfd = open(v->lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	v->lockfd = mxc_open(v->lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (v->lockfd < 0)
 		return fail(why, "cannot open the lock file");
 	if (flock(v->lockfd, LOCK_EX | LOCK_NB) < 0)
