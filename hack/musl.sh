@@ -59,7 +59,8 @@ mkdir -p "$dir/dl"
 tb=$dir/dl/$TARBALL
 if ! [ -f "$tb" ] || [ "$(sha256sum "$tb" | cut -d' ' -f1)" != "$SHA256" ]; then
 	rm -f "$tb"
-	curl -fsSL --retry 3 -o "$tb.part" "$URL" || die "cannot download $URL (set MXC_DEBIAN_MIRROR, or build with glibc: make build LIBC=glibc)"
+	curl -fsSL --retry 3 -o "$tb.part" "$URL" ||
+		die "cannot download $URL: set MXC_DEBIAN_MIRROR, or put $TARBALL (SHA-256 $SHA256) in $dir/dl/, or build with glibc: make build LIBC=glibc"
 	got=$(sha256sum "$tb.part" | cut -d' ' -f1)
 	[ "$got" = "$SHA256" ] || { rm -f "$tb.part"; die "$URL: SHA-256 $got, want $SHA256"; }
 	mv "$tb.part" "$tb"
