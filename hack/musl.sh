@@ -38,6 +38,8 @@ dir=$(cd "$dir" && pwd)
 # What the build in DIR was made from; a different one is rebuilt.
 want="libseccomp $VERSION $SHA256 patch $(sha256sum "$patchfile" | cut -d' ' -f1) cc $(musl-gcc -dumpversion 2>/dev/null || echo none)"
 if [ -f "$dir/.stamp" ] && [ "$(cat "$dir/.stamp")" = "$want" ] && [ -f "$dir/lib/libseccomp.a" ]; then
+	# Current: newer than this script now, so make stops asking.
+	touch "$dir/.stamp"
 	exit 0
 fi
 
