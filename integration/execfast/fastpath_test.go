@@ -437,3 +437,51 @@ func TestNothingLeftAfterDelete(t *testing.T) {
 		})
 	}
 }
+
+// anonKiB is a process's anonymous memory (/proc/<pid>/smaps_rollup).
+func anonKiB(t *testing.T, pid int) int {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(l); len(f) >= 2 && f[0] == "Anonymous:" {
+			n, _ := strconv.Atoi(f[1])
+			return n
+		}
+	}
+	t.Fatalf("no Anonymous line in smaps_rollup of %d", pid)
+	return 0
+}
+
+// TestServerMemoryStaysFlat: the server prepares each process's
+// environment and lookup buffer and frees them once its child (which
+// shares the server's memory until execve) has exec'd or failed; many
+// execs, with large environments and with commands that are not found,
+// leave its memory where it was.
+func TestServerMemoryStaysFlat(t *testing.T) {
+	r, _, id, st := plainContainer(t, nil)
+	big := "BIG=" + strings.Repeat("x", 16<<10)
+	// The lookup's buffer is sized by PATH: 16 KiB of directories that
+	// do not exist before the one that holds the command.
+	long := "PATH=" + strings.Repeat("/nonexistent/"+strings.Repeat("d", 200)+":", 80) + "/bin"
+	round := func() {
+		if res := run(t, r, fast, "", nil, "exec", "-e", big, "-e", long, id, "true"); res.Code != 0 {
+			t.Fatalf("exec: %s", res)
+		}
+		if res := run(t, r, fast, "", nil, "exec", id, "no-such-command"); res.Code == 0 || !strings.Contains(res.Stderr, "look up the command") {
+			t.Fatalf("a command that is not found: %s", res)
+		}
+	}
+	for i := 0; i < 10; i++ {
+		round()
+	}
+	before := anonKiB(t, st.Pid)
+	for i := 0; i < 150; i++ {
+		round()
+	}
+	if after := anonKiB(t, st.Pid); after > before+64 {
+		t.Errorf("the exec server's anonymous memory grew from %d to %d KiB over 300 requests", before, after)
+	}
+}

@@ -315,12 +315,15 @@ void mxc_trim_space(const char *str, size_t n, size_t *start, size_t *end)
 char *mxc_clean_path(const char *p)
 {
 	size_t n = strlen(p);
-	if (n == 0)
-		return strdup(".");
-	int rooted = p[0] == '/';
 	char *out = malloc(n + 2);
-	if (!out)
-		return NULL;
+	if (out)
+		mxc_clean_into(p, n, out);
+	return out;
+}
+
+void mxc_clean_into(const char *p, size_t n, char *out)
+{
+	int rooted = n > 0 && p[0] == '/';
 	size_t w = 0, r = 0, dotdot = 0;
 	if (rooted) {
 		out[w++] = '/';
@@ -355,7 +358,6 @@ char *mxc_clean_path(const char *p)
 	if (w == 0)
 		out[w++] = '.';
 	out[w] = '\0';
-	return out;
 }
 
 static int key_len(const char *kv)
@@ -515,11 +517,29 @@ int mxc_lookpath(const char *file, const char *path, char **out) { return mxc_lo
 int mxc_lookpath_dot(const char *file, const char *path, int accept_dot, char **out)
 {
 	*out = NULL;
+	size_t half = mxc_lookpath_scratch(file, path);
+	char *buf = malloc(2 * half);
+	if (!buf)
+		return -1;
+	if (mxc_lookpath_into(file, path, accept_dot, buf, half) < 0) {
+		int e = errno;
+		free(buf);
+		errno = e;
+		return -1;
+	}
+	*out = buf;
+	return 0;
+}
+
+size_t mxc_lookpath_scratch(const char *file, const char *path) { return strlen(path) + strlen(file) + 3; }
+
+int mxc_lookpath_into(const char *file, const char *path, int accept_dot, char *buf, size_t half)
+{
 	if (strchr(file, '/')) {
 		if (find_executable(file) < 0)
 			return -1;
-		*out = strdup(file);
-		return *out ? 0 : -1;
+		memmove(buf, file, strlen(file) + 1);
+		return 0;
 	}
 	/* filepath.SplitList("") is empty: nothing is searched. */
 	if (file[0] == '\0' || path[0] == '\0') {
@@ -527,13 +547,11 @@ int mxc_lookpath_dot(const char *file, const char *path, int accept_dot, char **
 		return -1;
 	}
 	size_t fl = strlen(file);
+	char *joined = buf + half, *clean = buf;
 	const char *p = path;
 	for (;;) {
 		const char *c = strchr(p, ':');
 		size_t dl = c ? (size_t)(c - p) : strlen(p);
-		char *joined = malloc(dl + fl + 3);
-		if (!joined)
-			return -1;
 		if (dl == 0) {
 			joined[0] = '.';
 			dl = 1;
@@ -542,21 +560,15 @@ int mxc_lookpath_dot(const char *file, const char *path, int accept_dot, char **
 		}
 		joined[dl] = '/';
 		memcpy(joined + dl + 1, file, fl + 1);
-		char *clean = mxc_clean_path(joined);
-		free(joined);
-		if (!clean)
-			return -1;
+		mxc_clean_into(joined, dl + 1 + fl, clean);
 		if (find_executable(clean) == 0) {
 			if (clean[0] != '/' && !accept_dot) {
 				/* Go returns exec.ErrDot here; leave that to the normal path. */
-				free(clean);
 				errno = ENOENT;
 				return -1;
 			}
-			*out = clean;
 			return 0;
 		}
-		free(clean);
 		if (!c)
 			break;
 		p = c + 1;

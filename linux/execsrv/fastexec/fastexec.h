@@ -96,6 +96,9 @@ void mxc_free_request(struct mxc_request *r);
 void mxc_trim_space(const char *s, size_t n, size_t *start, size_t *end);
 /* Go's path/filepath.Clean; returns a malloc'd string (NULL on OOM). */
 char *mxc_clean_path(const char *p);
+/* The same of p[0:n] into out, which has room for n + 2 bytes (out and p
+ * must not overlap). */
+void mxc_clean_into(const char *p, size_t n, char *out);
 
 /* The command line of an eligible `exec`. */
 struct mxc_cmdline {
@@ -186,6 +189,13 @@ char *mxc_passwd_home(const char *data, size_t len, long uid, int readerr);
 
 /* Go's os/exec.LookPath with PATH; 0 and *out (malloc'd) on success. */
 int mxc_lookpath(const char *file, const char *path, char **out);
+/*
+ * The same without allocating (for a child that shares its parent's
+ * memory): buf has 2 * mxc_lookpath_scratch(file, path) bytes; on success
+ * (0) the result is the string at buf.
+ */
+size_t mxc_lookpath_scratch(const char *file, const char *path);
+int mxc_lookpath_into(const char *file, const char *path, int accept_dot, char *buf, size_t half);
 
 /* Rights that apply to a non-directory (linux/landlock's fileRights). */
 #define MXC_LL_FILE_RIGHTS ((1ULL << 0) | (1ULL << 1) | (1ULL << 2) | (1ULL << 14) | (1ULL << 15))

@@ -86,19 +86,51 @@ func goEnvironC(env []string) []string {
 }
 
 func lookPathC(file, path string, acceptDot bool) (string, bool) {
-	cf, cp := C.CString(file), C.CString(path)
-	defer C.free(unsafe.Pointer(cf))
-	defer C.free(unsafe.Pointer(cp))
-	dot := C.int(0)
-	if acceptDot {
-		dot = 1
-	}
+	cf, cp, dot, free := lookPathArgs(file, path, acceptDot)
+	defer free()
 	var out *C.char
 	if C.mxc_lookpath_dot(cf, cp, dot, &out) < 0 {
 		return "", false
 	}
 	defer C.free(unsafe.Pointer(out))
 	return C.GoString(out), true
+}
+
+// lookPathArgs converts the lookup's arguments for C; free releases them.
+func lookPathArgs(file, path string, acceptDot bool) (cf, cp *C.char, dot C.int, free func()) {
+	cf, cp = C.CString(file), C.CString(path)
+	if acceptDot {
+		dot = 1
+	}
+	return cf, cp, dot, func() {
+		C.free(unsafe.Pointer(cf))
+		C.free(unsafe.Pointer(cp))
+	}
+}
+
+// lookPathIntoC is lookPathC through mxc_lookpath_into (the exec
+// server's child, which must not allocate) with a scratch buffer of exactly
+// the size it asks for, followed by canary bytes that must stay intact.
+func lookPathIntoC(file, path string, acceptDot bool) (string, bool, bool) {
+	cf, cp, dot, free := lookPathArgs(file, path, acceptDot)
+	defer free()
+	half := C.mxc_lookpath_scratch(cf, cp)
+	const canary = 64
+	buf := (*C.char)(C.malloc(2*half + canary))
+	defer C.free(unsafe.Pointer(buf))
+	tail := unsafe.Slice((*byte)(unsafe.Add(unsafe.Pointer(buf), 2*half)), canary)
+	for i := range tail {
+		tail[i] = 0xa5
+	}
+	ok := C.mxc_lookpath_into(cf, cp, dot, buf, half) == 0
+	intact := true
+	for _, b := range tail {
+		intact = intact && b == 0xa5
+	}
+	if !ok {
+		return "", false, intact
+	}
+	return C.GoString(buf), true, intact
 }
 
 // parseAgentExecArgsC returns the fd, --server and the command.

@@ -331,12 +331,17 @@ func TestLookPathDot(t *testing.T) {
 		t.Setenv("PATH", path)
 		for _, name := range []string{"x", "noexec", "rel", "rel2", "bin/x", "./rel2", dir + "/bin/x", dir + "/bin/noexec", "sub", "dir.d", ".", "..", "", "missing"} {
 			want, err := exec.LookPath(name)
-			if errors.Is(err, exec.ErrDot) {
-				err = nil // agent-exec runs it anyway
-			}
-			got, ok := lookPathC(name, path, true)
-			if ok != (err == nil) || (ok && got != want) {
-				t.Errorf("PATH=%q %q: C %q %v, Go %q %v", path, name, got, ok, want, err)
+			dot := errors.Is(err, exec.ErrDot)
+			for _, acceptDot := range []bool{true, false} {
+				found := err == nil || (dot && acceptDot) // agent-exec runs it anyway; the exec server leaves it to the normal path
+				got, ok := lookPathC(name, path, acceptDot)
+				if ok != found || (ok && got != want) {
+					t.Errorf("PATH=%q %q accept dot %v: C %q %v, Go %q %v", path, name, acceptDot, got, ok, want, err)
+				}
+				got, ok, intact := lookPathIntoC(name, path, acceptDot)
+				if ok != found || (ok && got != want) || !intact {
+					t.Errorf("PATH=%q %q accept dot %v: into a buffer %q %v (buffer end intact: %v), Go %q %v", path, name, acceptDot, got, ok, intact, want, err)
+				}
 			}
 		}
 	}

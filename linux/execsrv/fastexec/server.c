@@ -7,23 +7,35 @@
  * uid/gids, capabilities, no_new_privs, rlimits, keyring and, for an agent
  * container, the seccomp filters a normal exec holds), never starting Go.
  *
- * Per request it forks a child that does what the rest of the normal path
- * would do for `exec ID CMD`: new session, the request's pipes as stdio,
- * chdir, libcontainer's environment (spec env + --env, UI scrub, dedup,
- * HOME from /etc/passwd), the agent's Landlock ruleset built and applied
- * exactly as agent-exec applies it (a fresh domain per process), the PATH
- * lookup, and execve. Anything that fails before execve is reported as
- * FALLBACK: nothing ran, the client takes the normal path, which reports
- * the error as it always does.
+ * Per request it prepares libcontainer's environment (spec env + --env, UI
+ * scrub, dedup, HOME from /etc/passwd) and starts a child that does what
+ * the rest of the normal path would do for `exec ID CMD`: new session, the
+ * request's pipes as stdio, chdir, the agent's Landlock ruleset built and
+ * applied exactly as agent-exec applies it (a fresh domain per process),
+ * the PATH lookup, and execve. Anything that fails before execve is
+ * reported as FALLBACK: nothing ran, the client takes the normal path,
+ * which reports the error as it always does.
+ *
+ * The child is a vfork-style clone (CLONE_VM | CLONE_VFORK) on a stack of
+ * its own, not a fork: it shares the server's memory until its execve, so
+ * nothing is copied, write-protected and torn down again per exec (a
+ * fork's page-table work is most of the server's time under a hypervisor
+ * that shadows page tables: docs/benchmarks.md, "Page faults"). Sharing
+ * memory means the child must not allocate: if it were killed inside
+ * malloc (it runs with the container's credentials, so the container's
+ * processes may signal it), the server's heap would be left half-updated.
+ * It only makes system calls and writes its struct spawn.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -212,13 +224,28 @@ struct child_err {
 	char what[200];
 };
 
-static void child_fail(int errw, const char *what, int err) __attribute__((noreturn));
-static void child_fail(int errw, const char *what, int err)
+/*
+ * One child's start: prepared by the server, read by the child, which
+ * writes only failed and ce (the server reads them once clone returns,
+ * after the child's execve or exit).
+ */
+struct spawn {
+	struct mxc_request *rq;
+	int fds[3];
+	char **env; /* the process's environment */
+	const char *path; /* its PATH, NULL without one */
+	char *scratch; /* 2 * half bytes for the PATH lookup */
+	size_t half;
+	int failed;
+	struct child_err ce;
+};
+
+static void child_fail(struct spawn *sp, const char *what, int err) __attribute__((noreturn));
+static void child_fail(struct spawn *sp, const char *what, int err)
 {
-	struct child_err ce = {.err = err};
-	snprintf(ce.what, sizeof ce.what, "%s", what);
-	ssize_t w = write(errw, &ce, sizeof ce);
-	(void)w;
+	sp->ce.err = err;
+	snprintf(sp->ce.what, sizeof sp->ce.what, "%s", what);
+	sp->failed = 1;
 	_exit(127);
 }
 
@@ -273,10 +300,84 @@ static int scrubbed(const char *kv)
 	return 0;
 }
 
-static void child(struct mxc_request *rq, int fds[3], int errw) __attribute__((noreturn));
-static void child(struct mxc_request *rq, int fds[3], int errw)
+/*
+ * build_env is the process's environment as libcontainer builds it: the
+ * spec's, then the request's (less the scrubbed UI variables), deduplicated
+ * keeping the last, and HOME from the container's /etc/passwd when unset
+ * (runc's getUserHome: "/" failing that). *home is the malloc'd HOME entry
+ * to free with the array, if one was added. -1 with *what and errno when
+ * it cannot be built (the normal path reports the error).
+ */
+static char **build_env(struct mxc_request *rq, char **home, const char **what)
 {
-	/* A fresh process: default dispositions, nothing blocked. */
+	*home = NULL;
+	int n = cfg.envc + rq->envc;
+	if (n > MAX_ENV) {
+		*what = "too many environment variables";
+		errno = E2BIG;
+		return NULL;
+	}
+	char **all = calloc((size_t)n + 1, sizeof(char *));
+	char **env = calloc((size_t)n + 3, sizeof(char *));
+	if (!all || !env) {
+		free(all);
+		free(env);
+		*what = "env";
+		errno = ENOMEM;
+		return NULL;
+	}
+	int m = 0;
+	for (int i = 0; i < cfg.envc; i++)
+		all[m++] = cfg.env[i];
+	for (int i = 0; i < rq->envc; i++)
+		if (!scrubbed(rq->env[i]))
+			all[m++] = rq->env[i];
+	int home_set = 0;
+	const char *err = NULL;
+	int k = mxc_dedup_env(all, m, env, &home_set, &err);
+	free(all);
+	if (k < 0) {
+		free(env);
+		*what = err;
+		errno = EINVAL;
+		return NULL;
+	}
+	if (!home_set) {
+		size_t len = 0;
+		char *data = NULL;
+		int fd = mxc_open("/etc/passwd", O_RDONLY | O_CLOEXEC, 0);
+		if (fd >= 0) {
+			data = mxc_read_fd(fd, &len);
+			close(fd);
+		}
+		char *h = mxc_passwd_home(data ? data : "", data ? len : 0, (long)getuid(), data == NULL);
+		free(data);
+		char *kv = h ? malloc(strlen(h) + 6) : NULL;
+		if (kv) {
+			strcpy(kv, "HOME=");
+			strcat(kv, h);
+		}
+		free(h);
+		if (!kv) {
+			free(env);
+			*what = "HOME";
+			errno = ENOMEM;
+			return NULL;
+		}
+		env[k++] = kv;
+		env[k] = NULL;
+		*home = kv;
+	}
+	return env;
+}
+
+static int child(void *arg) __attribute__((noreturn));
+static int child(void *arg)
+{
+	struct spawn *sp = arg;
+	struct mxc_request *rq = sp->rq;
+	/* A fresh process: default dispositions, nothing blocked. (Its
+	 * dispositions are its own: no CLONE_SIGHAND.) */
 	struct sigaction dfl = {.sa_handler = SIG_DFL};
 	for (int s = 1; s < NSIG; s++)
 		if (sigismember(&not_default, s) == 1)
@@ -287,71 +388,73 @@ static void child(struct mxc_request *rq, int fds[3], int errw)
 	/* Its own session, without a controlling terminal. */
 	setsid();
 	for (int i = 0; i < 3; i++)
-		if (dup2(fds[i], i) < 0)
-			child_fail(errw, "dup2", errno);
+		if (dup2(sp->fds[i], i) < 0)
+			child_fail(sp, "dup2", errno);
 	/* Only 0, 1 and 2 reach the program (libcontainer closes the rest). */
 	syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC);
 
 	const char *cwd = rq->cwd ? rq->cwd : cfg.cwd;
 	if (chdir(cwd) < 0)
-		child_fail(errw, "chdir", errno);
-
-	int n = cfg.envc + rq->envc;
-	if (n > MAX_ENV)
-		child_fail(errw, "too many environment variables", E2BIG);
-	char **all = calloc((size_t)n + 1, sizeof(char *));
-	char **env = calloc((size_t)n + 3, sizeof(char *));
-	if (!all || !env)
-		child_fail(errw, "env", ENOMEM);
-	int m = 0;
-	for (int i = 0; i < cfg.envc; i++)
-		all[m++] = cfg.env[i];
-	for (int i = 0; i < rq->envc; i++)
-		if (!scrubbed(rq->env[i]))
-			all[m++] = rq->env[i];
-	int home_set = 0;
-	const char *err = NULL;
-	int k = mxc_dedup_env(all, m, env, &home_set, &err);
-	if (k < 0)
-		child_fail(errw, err, EINVAL);
-	if (!home_set) {
-		/* runc's getUserHome: the container's /etc/passwd, "/" failing that. */
-		size_t len = 0;
-		char *data = NULL;
-		int fd = mxc_open("/etc/passwd", O_RDONLY | O_CLOEXEC, 0);
-		if (fd >= 0) {
-			data = mxc_read_fd(fd, &len);
-			close(fd);
-		}
-		char *home = mxc_passwd_home(data ? data : "", data ? len : 0, (long)getuid(), data == NULL);
-		if (!home)
-			child_fail(errw, "HOME", ENOMEM);
-		char *kv = malloc(strlen(home) + 6);
-		if (!kv)
-			child_fail(errw, "HOME", ENOMEM);
-		strcpy(kv, "HOME=");
-		strcat(kv, home);
-		env[k++] = kv;
-		env[k] = NULL;
-	}
-
+		child_fail(sp, "chdir", errno);
 	if (cfg.landlock) {
 		const char *what = NULL;
 		if (apply_landlock(&what) < 0)
-			child_fail(errw, what, errno);
+			child_fail(sp, what, errno);
 	}
 	/* agent-exec looks the command up after Landlock, with the env's PATH. */
-	const char *path = NULL;
-	for (int i = 0; i < k; i++)
-		if (!strncmp(env[i], "PATH=", 5))
-			path = env[i] + 5;
-	if (!path && !strchr(rq->argv[0], '/'))
-		child_fail(errw, "no PATH to look the command up in", ENOENT);
-	char *exe = NULL;
-	if (mxc_lookpath(rq->argv[0], path ? path : "", &exe) < 0)
-		child_fail(errw, "look up the command", errno);
-	execve(exe, rq->argv, env);
-	child_fail(errw, "execve", errno);
+	if (!sp->path && !strchr(rq->argv[0], '/'))
+		child_fail(sp, "no PATH to look the command up in", ENOENT);
+	if (mxc_lookpath_into(rq->argv[0], sp->path ? sp->path : "", 0, sp->scratch, sp->half) < 0)
+		child_fail(sp, "look up the command", errno);
+	execve(sp->scratch, rq->argv, sp->env);
+	child_fail(sp, "execve", errno);
+}
+
+/* The child's stack, made once: its pages are faulted in by the first
+ * child and reused by every later one. The lowest page is a guard. */
+#define CHILD_STACK (256 * 1024)
+static char *child_stack;
+
+/*
+ * spawn starts rq's process: the pid (> 0) once it has exec'd; -1 with
+ * *what and errno when nothing ran (the child is reaped).
+ */
+static pid_t spawn(struct mxc_request *rq, int fds[3], const char **what)
+{
+	char *home = NULL;
+	char **env = build_env(rq, &home, what);
+	if (!env)
+		return -1;
+	struct spawn sp = {.rq = rq, .env = env};
+	memcpy(sp.fds, fds, sizeof sp.fds);
+	for (char **e = env; *e; e++)
+		if (!strncmp(*e, "PATH=", 5))
+			sp.path = *e + 5;
+	sp.half = mxc_lookpath_scratch(rq->argv[0], sp.path ? sp.path : "");
+	sp.scratch = malloc(2 * sp.half);
+	pid_t pid = -1;
+	if (!sp.scratch) {
+		*what = "memory";
+		errno = ENOMEM;
+	} else {
+		/* Returns once the child has called execve or exited. */
+		pid = clone(child, child_stack + CHILD_STACK, CLONE_VM | CLONE_VFORK | SIGCHLD, &sp);
+		if (pid < 0) {
+			*what = "clone";
+		} else if (sp.failed) {
+			while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+				;
+			pid = -1;
+			*what = sp.ce.what;
+			errno = sp.ce.err;
+		}
+	}
+	int e = errno;
+	free(sp.scratch);
+	free(home);
+	free(env);
+	errno = e;
+	return pid;
 }
 
 static void drop_conn(int i)
@@ -405,47 +508,23 @@ static void handle_request(int i)
 		drop_conn(i);
 		return;
 	}
-	int ep[2] = {-1, -1};
-	pid_t pid = -1;
-	if (pipe2(ep, O_CLOEXEC) == 0) {
-		pid = fork();
-		if (pid == 0)
-			child(&rq, fds, ep[1]);
-		close(ep[1]);
-	}
+	const char *what = NULL;
+	pid_t pid = spawn(&rq, fds, &what);
+	int e = errno;
 	for (int j = 0; j < 3; j++)
 		close(fds[j]);
 	if (pid < 0) {
-		int e = errno;
-		char text[256];
-		snprintf(text, sizeof text, "fork: %s", strerror(e));
+		/* It never ran: let the normal path do the work. */
+		char text[300];
+		snprintf(text, sizeof text, "%s: %s", what ? what : "start", strerror(e));
 		send_msg(c->fd, MXC_MSG_FALLBACK, e, text);
-		if (ep[0] >= 0)
-			close(ep[0]);
 		mxc_free_request(&rq);
 		free(buf);
 		drop_conn(i);
 		return;
 	}
-	struct child_err ce;
-	ssize_t r;
-	do
-		r = read(ep[0], &ce, sizeof ce);
-	while (r < 0 && errno == EINTR);
-	close(ep[0]);
 	mxc_free_request(&rq);
 	free(buf);
-	if (r == (ssize_t)sizeof ce) {
-		/* It never ran: reap it now and let the normal path do the work. */
-		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-			;
-		char text[300];
-		ce.what[sizeof ce.what - 1] = '\0';
-		snprintf(text, sizeof text, "%s: %s", ce.what, strerror(ce.err));
-		send_msg(c->fd, MXC_MSG_FALLBACK, ce.err, text);
-		drop_conn(i);
-		return;
-	}
 	c->pid = pid;
 	if (send_msg(c->fd, MXC_MSG_STARTED, pid, NULL) < 0)
 		c->pid = -pid; /* the client is gone; the process runs on */
@@ -568,6 +647,9 @@ void mxc_server_main(int argc, char **argv)
 	struct pollfd *p = calloc(MAX_CONNS + 2, sizeof *p);
 	if (!conns || !p)
 		fatal_ready(rfd, "exec-server: memory");
+	child_stack = mmap(NULL, CHILD_STACK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+	if (child_stack == MAP_FAILED || mprotect(child_stack, 4096, PROT_NONE) < 0)
+		fatal_ready(rfd, "exec-server: the children's stack");
 	if (rfd >= 0) {
 		/* The runtime reads our pid from the message's credentials. */
 		ssize_t w = write(rfd, "R", 1);
