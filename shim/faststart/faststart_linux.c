@@ -19,6 +19,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -243,8 +244,11 @@ static void spawn_spare(const char *address, char **envp)
 	dup2(null, 0);
 	dup2(null, 1);
 	dup2(null, 2);
-	for (int fd = 3; fd < 1024; fd++)
-		close(fd);
+	/* One call (Linux 5.9): a close per fd is a thousand system calls,
+	 * each a trip through the hypervisor on some VMs. */
+	if (syscall(SYS_close_range, 3U, ~0U, 0U) < 0)
+		for (int fd = 3; fd < 1024; fd++)
+			close(fd);
 	if (chdir("/") < 0)
 		_exit(127);
 	size_t count = 0;

@@ -91,6 +91,7 @@ type Bench struct {
 	started     time.Time
 	loadAvg     [2]string // at start and end
 	attach      string    // the cgroup attach probe (attach.go)
+	fault       string    // the page fault probe (faults.go)
 	tmpfs       bool      // Dir is a tmpfs of our own (-tmpfs)
 	workFS      string    // file system under Opts.Work
 }
@@ -145,6 +146,8 @@ func NewBench(o Options) (*Bench, error) {
 	b.loadAvg[0] = loadAvg()
 	b.attach = attachProbeText()
 	fmt.Fprintf(os.Stderr, "cgroup attach on this host: %s\n", b.attach)
+	b.fault = faultProbeText()
+	fmt.Fprintf(os.Stderr, "page fault on this host: %s\n", b.fault)
 	fail := func(err error) (*Bench, error) {
 		_ = b.Close()
 		return nil, err

@@ -186,6 +186,7 @@ func (b *Bench) Record(path string, res []*Result, t Table, extra *Extras) error
 	fmt.Fprintf(&sec, "- state roots and bundles on: %s\n", b.scratchDesc())
 	fmt.Fprintf(&sec, "- load average at start / end: %s / %s\n", b.loadAvg[0], b.loadAvg[1])
 	fmt.Fprintf(&sec, "- cgroup attach at start: %s\n", b.attach)
+	fmt.Fprintf(&sec, "- page fault at start: %s\n", b.fault)
 	for _, rt := range b.Runtimes {
 		fmt.Fprintf(&sec, "- %s: `%s` %s\n", rt.Name, rt.Bin, rt.Version)
 	}

@@ -419,6 +419,7 @@ func (b *Bench) Profile(ctx context.Context, n int) error {
 	fmt.Fprintf(&sec, "- machine: %s\n", hostMachine())
 	fmt.Fprintf(&sec, "- load average at start / end: %s / %s\n", b.loadAvg[0], b.loadAvg[1])
 	fmt.Fprintf(&sec, "- cgroup attach at start: %s\n", b.attach)
+	fmt.Fprintf(&sec, "- page fault at start: %s\n", b.fault)
 	for _, rt := range b.Runtimes {
 		fmt.Fprintf(&sec, "- %s: `%s` %s\n", rt.Name, rt.Bin, rt.Version)
 	}
