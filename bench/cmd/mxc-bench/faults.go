@@ -9,11 +9,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// The cost of a page fault. It differs by two orders of magnitude between
+// The cost of a page fault. It differs by an order of magnitude between
 // the kinds of VM these benchmarks run on: ~1-3 us with hardware-assisted
-// paging, ~25 us under a hypervisor that shadows the guest's page tables
-// (PVM: each fault and each page-table update is a trip through the
-// host). A Go program takes several hundred faults to start, a fork copies
+// paging, ~10 us (25 with the unmap) under a hypervisor that shadows the
+// guest's page tables (PVM: each fault and each page-table update is a
+// trip through the host). A Go program takes several hundred faults to start, a fork copies
 // and write-protects page tables, so on the second kind every runtime's
 // figures grow, and the ones with more processes, more threads and more
 // freshly touched memory grow most (docs/benchmarks.md, "Page faults").
