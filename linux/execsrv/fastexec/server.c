@@ -444,9 +444,14 @@ static pid_t spawn(struct mxc_request *rq, int fds[3], const char **what)
 		} else if (sp.failed) {
 			while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
 				;
+			/* Kept past this frame for the caller's message (one
+			 * request at a time: the server has one thread). */
+			static struct child_err failed;
+			failed = sp.ce;
+			failed.what[sizeof failed.what - 1] = '\0';
 			pid = -1;
-			*what = sp.ce.what;
-			errno = sp.ce.err;
+			*what = failed.what;
+			errno = failed.err;
 		}
 	}
 	int e = errno;
