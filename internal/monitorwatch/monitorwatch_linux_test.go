@@ -89,8 +89,13 @@ func (f *fixture) startMonitor() (*exec.Cmd, error) {
 	if err := f.write(RecordFile, map[string]any{"monitorPid": m.Process.Pid}); err != nil {
 		return nil, err
 	}
-	if !IsMonitor(m.Process.Pid, f.stateDir) {
-		return nil, errors.New("the stand-in is not taken for the monitor")
+	// Start returns once the child's close-on-exec fds are closed, which
+	// the kernel does before it sets up the new program's arguments: for
+	// a moment /proc/<pid>/cmdline is empty (a slow VM widens it).
+	for deadline := time.Now().Add(5 * time.Second); !IsMonitor(m.Process.Pid, f.stateDir); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			return nil, errors.New("the stand-in is not taken for the monitor")
+		}
 	}
 	return m, nil
 }
