@@ -7,6 +7,7 @@ import (
 
 	"mxc.dev/mxc/linux/container"
 	"mxc.dev/mxc/linux/enforce"
+	"mxc.dev/mxc/linux/execsrv/fastexec"
 	"mxc.dev/mxc/linux/monitor"
 )
 
@@ -19,7 +20,9 @@ func newPolicyEngine(c *cli.Context, rt *container.Runtime) (container.PolicyEng
 	if err != nil {
 		return nil, err
 	}
-	return enforce.New(enforce.Options{Node: nc, Root: rt.Root, Exe: rt.Exe})
+	// PreMonitor: this binary links package fastexec, whose constructor
+	// is the monitor's C stage; rt.Exe is this binary.
+	return enforce.New(enforce.Options{Node: nc, Root: rt.Root, Exe: rt.Exe, PreMonitor: fastexec.PreMonitor()})
 }
 
 // policy-monitor is the per-container helper the engine starts (timeout,

@@ -807,3 +807,59 @@ func TestRuntimeGateFailureFailsCreate(t *testing.T) {
 		t.Errorf("processes left: %v", p)
 	}
 }
+
+// TestRuntimeGateWaitsInCStage: the monitor hosting the gate starts as
+// mxc-runtime's C stage (one thread, no Go runtime, under 2 MiB), holding
+// the sockets the runtime bound; the first query wakes the Go monitor in
+// the same process, and that query is answered, not lost.
+func TestRuntimeGateWaitsInCStage(t *testing.T) {
+	e := newRuntime(t)
+	b := e.bundle(t, agentPolicy(spec.ModeEnforce), "sleep", "3600")
+	c := e.createPlugged(t, b)
+	mon := c.monitorPid(t)
+	if gp := egress.GatePID("", c.netns); gp != mon {
+		t.Fatalf("gate pid %d, monitor %d: want the monitor to hold the gate", gp, mon)
+	}
+	logPath := filepath.Join(e.rt.Root, c.id, "monitor.log")
+	exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", mon))
+	threads, rss := procStatus(t, mon, "Threads"), procStatus(t, mon, "VmRSS")
+	if exe != harness.Binary(t) || threads != "1" {
+		log, _ := os.ReadFile(logPath)
+		t.Fatalf("monitor before any query: exe %s, %s threads: want mxc-runtime's C stage, one thread\nmonitor.log:\n%s", exe, threads, log)
+	}
+	t.Logf("C stage: %s resident", rss)
+	if kb, _ := strconv.Atoi(strings.Fields(rss)[0]); kb > 2048 {
+		t.Errorf("C stage resident %s, want under 2 MiB", rss)
+	}
+	if r := c.exec(t, "dns", lab.UpstreamDNS+":53", "allowed.test", "A"); !r.OK || len(r.Addrs) == 0 || r.Addrs[0] != "203.0.113.10" {
+		t.Fatalf("first query, answered by the Go monitor it woke: %+v", r)
+	}
+	log, _ := os.ReadFile(logPath)
+	if !strings.Contains(string(log), "Go stage started (gate)") {
+		t.Errorf("monitor.log does not say the gate woke the Go monitor:\n%s", log)
+	}
+	if now := c.monitorPid(t); now != mon || egress.GatePID("", c.netns) != mon || procStatus(t, mon, "Threads") == "1" {
+		t.Errorf("after the query: monitor %d, gate %d, %s threads: want the same pid, now Go", now, egress.GatePID("", c.netns), procStatus(t, mon, "Threads"))
+	}
+	if r := c.exec(t, "tcp", "203.0.113.10:80"); !r.OK {
+		t.Errorf("allowed host: %+v", r)
+	}
+	if r := c.exec(t, "tcp", "203.0.113.20:80"); r.OK || !r.Refused() {
+		t.Errorf("denied address: %+v", r)
+	}
+}
+
+// procStatus is one field of /proc/PID/status.
+func procStatus(t *testing.T, pid int, key string) string {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatalf("monitor %d: %v", pid, err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(l, ":"); ok && k == key {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}

@@ -44,14 +44,32 @@ const (
 
 // IsMonitor reports whether pid is the policy monitor of stateDir: its
 // command line is exactly `<exe> policy-monitor <stateDir>/monitor.json`.
+//
+// The monitor execs (its C stage becomes the Go monitor, same pid), and
+// while the kernel sets the new program up the command line reads empty:
+// an empty one of a live process that is not a zombie is looked at again
+// for a moment (a kernel thread, the only other process without one, is
+// never a recorded monitor for longer than that).
 func IsMonitor(pid int, stateDir string) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	if err != nil {
-		return false
+	path := fmt.Sprintf("/proc/%d/cmdline", pid)
+	for deadline := time.Now().Add(execWindow); ; {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return false
+		}
+		if len(b) > 0 {
+			args := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
+			return len(args) == 3 && args[1] == Verb && args[2] == filepath.Join(stateDir, ConfigFile)
+		}
+		if st, err := procstat.Read(pid); err != nil || st.Gone() || time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(time.Millisecond)
 	}
-	args := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
-	return len(args) == 3 && args[1] == Verb && args[2] == filepath.Join(stateDir, ConfigFile)
 }
+
+// execWindow bounds IsMonitor's wait for an exec in progress.
+const execWindow = 200 * time.Millisecond
 
 // MonitorPid is the monitor's pid recorded in stateDir's mxc.json (0: no
 // monitor, or no record).

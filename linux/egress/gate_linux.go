@@ -250,7 +250,7 @@ type gate struct {
 
 // startGate prepares and activates the gate of configPath.
 func startGate(configPath string) (*gate, error) {
-	g, err := prepareGate(configPath)
+	g, err := prepareGate(configPath, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -264,14 +264,23 @@ func startGate(configPath string) (*gate, error) {
 // prepareGate does all of the gate's start-up that does not need the
 // namespace's table yet (Setup programs it meanwhile): configuration, the
 // sockets in the namespace (bound, not served), the set writer, the log.
-func prepareGate(configPath string) (*gate, error) {
+// With socks (an adopted gate: see GateSockets), the sockets are those.
+func prepareGate(configPath string, socks *adoptedSockets) (*gate, error) {
 	b, err := os.ReadFile(configPath)
 	if err != nil {
+		socks.close()
 		return nil, fmt.Errorf("read config: %w", err)
 	}
 	g := &gate{nsfd: -1, fatal: make(chan error, 4), writers: map[string]*audit.Writer{}, names: map[netip.Addr]string{},
 		dnsRate: newLimiter(50, 200), netRate: newLimiter(50, 200), logRate: newLimiter(1, 10),
 		inflight: make(chan struct{}, maxInflight)}
+	ok := false
+	defer func() {
+		if !ok {
+			socks.close()
+			g.close()
+		}
+	}()
 	if err := json.Unmarshal(b, &g.cfg); err != nil {
 		return nil, fmt.Errorf("parse config %s: %w", configPath, err)
 	}
@@ -288,12 +297,6 @@ func prepareGate(configPath string) (*gate, error) {
 	if g.cfg.Port == 0 {
 		g.cfg.Port = GatePort
 	}
-	ok := false
-	defer func() {
-		if !ok {
-			g.close()
-		}
-	}()
 	fd, key, err := openNetNS(g.cfg.NetNSPath)
 	if err != nil {
 		return nil, err
@@ -307,6 +310,13 @@ func prepareGate(configPath string) (*gate, error) {
 	}
 	g.loadRefs()
 
+	if socks != nil {
+		if err := g.adopt(socks); err != nil {
+			return nil, err
+		}
+		ok = true
+		return g, nil
+	}
 	// Listeners inside the namespace. IPv4 must bind; ::1 is missing when
 	// IPv6 is disabled there (docker's default), and then nothing can send
 	// IPv6 DNS either, so a failure is only logged and retried.
@@ -399,10 +409,19 @@ func (g *gate) retryListen6() {
 // listen binds UDP and TCP on addr:port (in the caller's namespace) and
 // serves them.
 func (g *gate) listen(addr string) error {
-	hp := net.JoinHostPort(addr, strconv.Itoa(g.cfg.Port))
-	pc, err := net.ListenPacket("udp", hp)
+	pc, ln, err := bindDNS(addr, g.cfg.Port)
 	if err != nil {
 		return err
+	}
+	return g.addServers(pc, ln)
+}
+
+// bindDNS binds UDP and TCP on addr:port in the caller's namespace.
+func bindDNS(addr string, port int) (net.PacketConn, net.Listener, error) {
+	hp := net.JoinHostPort(addr, strconv.Itoa(port))
+	pc, err := net.ListenPacket("udp", hp)
+	if err != nil {
+		return nil, nil, err
 	}
 	// Plain TCP: Go's listeners try multipath TCP first, which costs a
 	// probe of the kernel's MPTCP support and a socket more in each
@@ -412,8 +431,14 @@ func (g *gate) listen(addr string) error {
 	ln, err := lc.Listen(context.Background(), "tcp", hp)
 	if err != nil {
 		pc.Close()
-		return err
+		return nil, nil, err
 	}
+	return pc, ln, nil
+}
+
+// addServers makes DNS servers of a bound pair, served once the gate is
+// active.
+func (g *gate) addServers(pc net.PacketConn, ln net.Listener) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.nsfd < 0 {

@@ -148,6 +148,9 @@ type KeepOptions struct {
 	// sandbox) is gone without a Teardown; the gate then removes its own
 	// state.
 	Lifeline *os.File
+	// Adopt, when set, replaces Cmd and Ready: the instruction came with
+	// the process (Config.Launch), and so did the sockets to serve.
+	Adopt *Adoption
 }
 
 // Keeper is the helper's side of a gate host.
@@ -191,6 +194,9 @@ func (k *Keeper) Run(ctx context.Context) error {
 	defer k.settle()
 	log.SetFlags(log.LstdFlags | log.Lmicroseconds)
 	log.SetPrefix(fmt.Sprintf("egress-gate[%d] ", os.Getpid()))
+	if k.opt.Adopt != nil {
+		return k.runAdopted(ctx, k.opt.Adopt)
+	}
 	defer k.opt.Cmd.Close()
 	rd := bufio.NewReader(io.LimitReader(k.opt.Cmd, 1<<16))
 	line, err := rd.ReadString('\n')
@@ -222,7 +228,7 @@ func (k *Keeper) Run(ctx context.Context) error {
 	case opServe:
 		// Prepare while Setup programs the table; serve on its "go".
 		k.serving.Store(true)
-		g, err := prepareGate(filepath.Join(k.in.GateDir, "gate.json"))
+		g, err := prepareGate(filepath.Join(k.in.GateDir, "gate.json"), nil)
 		if err == nil {
 			goLine, rerr := rd.ReadString('\n')
 			switch {
@@ -253,7 +259,7 @@ func (k *Keeper) Run(ctx context.Context) error {
 			k.serving.Store(false)
 			return err
 		}
-		return k.serve(ctx, g, hup)
+		return k.serve(ctx, g, nil, hup)
 	case opWatch:
 		k.opt.Ready.Close()
 		k.settle()
@@ -263,14 +269,45 @@ func (k *Keeper) Run(ctx context.Context) error {
 	return fmt.Errorf("egress keeper: unknown instruction %q", k.in.Op)
 }
 
-// serve runs g and restarts the gate in-process whenever it fails.
-func (k *Keeper) serve(ctx context.Context, g *gate, hup <-chan os.Signal) error {
+// runAdopted carries out an instruction that came with the process: the
+// runtime already reported the gate ready (its sockets were bound before
+// this process started), so there is nobody to tell; a gate that fails
+// to start from them is restarted as a failed gate would be.
+func (k *Keeper) runAdopted(ctx context.Context, a *Adoption) error {
+	k.in = hostInstruction{Op: a.Op, GateDir: a.GateDir, Container: a.Container, NetNSPath: a.NetNSPath}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, unix.SIGHUP)
+	defer signal.Stop(hup)
+	if !a.Serves() {
+		k.settle()
+		return k.watch(ctx, hup)
+	}
+	k.serving.Store(true)
+	g, err := prepareGate(filepath.Join(a.GateDir, "gate.json"), a.sockets())
+	if err == nil {
+		if err = g.activate(); err != nil {
+			g.close()
+			g = nil
+		}
+	}
+	k.settle()
+	return k.serve(ctx, g, err, hup)
+}
+
+// serve runs g and restarts the gate in-process whenever it fails. A nil g
+// is a gate that failed to start with startErr: it is restarted as if it
+// had failed serving.
+func (k *Keeper) serve(ctx context.Context, g *gate, startErr error, hup <-chan os.Signal) error {
 	backoff := keeperMinBackoff
 	for {
 		started := time.Now()
-		k.cur.Store(g)
-		err := g.run(ctx, hup, k.orphaned)
-		k.cur.Store(nil)
+		err := startErr
+		startErr = nil
+		if g != nil {
+			k.cur.Store(g)
+			err = g.run(ctx, hup, k.orphaned)
+			k.cur.Store(nil)
+		}
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -334,7 +371,7 @@ func (k *Keeper) watch(ctx context.Context, hup <-chan os.Signal) error {
 		case g != nil:
 			log.Printf("took the gate over")
 			k.serving.Store(true)
-			return k.serve(ctx, g, hup)
+			return k.serve(ctx, g, nil, hup)
 		}
 		// g == nil without error: another process serves it now; watch it.
 	}

@@ -64,6 +64,12 @@ type Config struct {
 	// monitor) that serves the gate in-process instead of a separate
 	// `Exe egress-gate`; see GateHost. Setup and Ensure close its pipes.
 	Host *GateHost
+	// Launch, when set (and Host is not), starts the process that serves
+	// the gate from sockets Setup made (l.Sockets; nil when the process
+	// is to watch a pod's gate instead) and returns its pid: see
+	// Adoption. Setup closes its copies of the sockets afterwards; when
+	// Setup fails after Launch, the caller ends the process.
+	Launch func(l *GateLaunch) (pid int, err error)
 
 	// lifeline, when set, is handed to the gate, which exits when its
 	// other end closes (the sandbox's owner died).
@@ -280,7 +286,7 @@ func Setup(ctx context.Context, cfg Config) (err error) {
 
 	gd := gateDir(st.RunDir, gc.Key)
 	gc.RefsDir = filepath.Join(gd, "refs")
-	myRef := ref{Container: cfg.ContainerID, Agent: cfg.Agent, AuditPath: cfg.AuditPath, NetNSPath: cfg.NetNSPath, Keeper: cfg.Host != nil}
+	myRef := ref{Container: cfg.ContainerID, Agent: cfg.Agent, AuditPath: cfg.AuditPath, NetNSPath: cfg.NetNSPath, Keeper: cfg.Host != nil || cfg.Launch != nil}
 
 	// Another container of the pod already set the namespace up. Refs of
 	// containers whose namespace is gone are stale (their runtime was killed
@@ -301,6 +307,10 @@ func Setup(ctx context.Context, cfg Config) (err error) {
 				if cfg.Host != nil {
 					// Our helper stands by to take the gate over.
 					return cfg.Host.tell(hostInstruction{Op: opWatch, GateDir: gd, Container: cfg.ContainerID, NetNSPath: cfg.NetNSPath})
+				}
+				if cfg.Launch != nil {
+					_, err := cfg.Launch(&GateLaunch{Adoption: Adoption{Op: opWatch, GateDir: gd, Container: cfg.ContainerID, NetNSPath: cfg.NetNSPath}})
+					return err
 				}
 				return nil
 			}
@@ -342,6 +352,9 @@ func startWithTable(ctx context.Context, cfg Config, gd string, nsfd int, pl *pl
 			return fmt.Errorf("network namespace %s: %w", cfg.NetNSPath, err)
 		}
 	}
+	if cfg.Host == nil && cfg.Launch != nil {
+		return startAdopted(cfg, gd, nsfd, pl, fresh)
+	}
 	h, own, err := startHost(cfg, gd)
 	if err != nil {
 		return err
@@ -357,18 +370,63 @@ func startWithTable(ctx context.Context, cfg Config, gd string, nsfd int, pl *pl
 		}
 		return err
 	}
-	exists := false
+	if err := ensureTable(cfg, nsfd, pl, fresh); err != nil {
+		return err
+	}
+	return launchGate(ctx, cfg, gd, h, own)
+}
+
+// ensureTable installs the table: always in a fresh namespace, else only
+// if it vanished.
+func ensureTable(cfg Config, nsfd int, pl *plan, fresh bool) error {
 	if !fresh {
-		if exists, err = tableExists(nsfd); err != nil {
+		exists, err := tableExists(nsfd)
+		if err != nil || exists {
 			return err
 		}
 	}
-	if !exists {
-		if err := applyTable(nsfd, buildTable(pl)); err != nil {
-			return fmt.Errorf("network namespace %s: %w", cfg.NetNSPath, err)
-		}
+	if err := applyTable(nsfd, buildTable(pl)); err != nil {
+		return fmt.Errorf("network namespace %s: %w", cfg.NetNSPath, err)
 	}
-	return launchGate(ctx, cfg, gd, h, own)
+	return nil
+}
+
+// startAdopted binds the gate's sockets, installs the table (always when
+// fresh, else only if it vanished), has cfg.Launch start the process that
+// serves them and records its pid. There is nothing to wait for: the
+// sockets are bound, and what comes before the process reads them waits
+// in them.
+func startAdopted(cfg Config, gd string, nsfd int, pl *plan, fresh bool) error {
+	gc, ok := readGateConfig(gd)
+	if !ok {
+		return fmt.Errorf("egress gate config in %s missing", gd)
+	}
+	if gc.Port == 0 {
+		gc.Port = GatePort
+	}
+	socks, err := openGateSockets(nsfd, gc.Port)
+	if err != nil {
+		return fmt.Errorf("network namespace %s: %w", cfg.NetNSPath, err)
+	}
+	defer socks.Close()
+	if err := ensureTable(cfg, nsfd, pl, fresh); err != nil {
+		return err
+	}
+	pid, err := cfg.Launch(&GateLaunch{
+		Adoption: Adoption{Op: opServe, GateDir: gd, Container: cfg.ContainerID, NetNSPath: cfg.NetNSPath},
+		Sockets:  socks,
+	})
+	if err != nil {
+		return err
+	}
+	st, err := procstat.Read(pid)
+	if err == nil {
+		err = writePidFile(filepath.Join(gd, "gate.pid"), pidFile{Pid: pid, Start: st.Start})
+	}
+	if err != nil {
+		return fmt.Errorf("egress gate pid file: %w", err)
+	}
+	return nil
 }
 
 // startHost returns the process that is to serve the gate of gd:

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
@@ -29,39 +31,88 @@ const (
 )
 
 // nflog receives the packets the table logs to NFLogGroup in one namespace.
+// It reads the socket as a file: the socket may have been bound by another
+// process (the runtime, for a monitor that starts its Go stage later: see
+// GateSockets), and netlink.Conn cannot be made from a descriptor.
 type nflog struct {
-	c *netlink.Conn
+	f   *os.File
+	buf []byte
 }
 
-// dialNFLog binds a netfilter netlink socket created inside the namespace
-// nsfd to group: log instances are per namespace.
-func dialNFLog(nsfd int, group uint16) (*nflog, error) {
+// dialNFLogFile binds a netfilter netlink socket created inside the
+// namespace nsfd to group (log instances are per namespace) and returns
+// it as a non-blocking file.
+func dialNFLogFile(nsfd int, group uint16) (*os.File, error) {
 	c, err := netlink.Dial(unix.NETLINK_NETFILTER, &netlink.Config{NetNS: nsfd})
 	if err != nil {
 		return nil, fmt.Errorf("nflog socket: %w", err)
 	}
-	l := &nflog{c: c}
+	defer c.Close()
 	cmd := netlink.Attribute{Type: nfulaCfgCmd, Data: []byte{nfulnlCfgCmdBind}}
 	mode := make([]byte, 6) // struct nfulnl_msg_config_mode: be32 range, u8 mode, u8 pad
 	binary.BigEndian.PutUint32(mode, nfulnlCopyRange)
 	mode[4] = nfulnlCopyPacket
 	for _, a := range []netlink.Attribute{cmd, {Type: nfulaCfgMode, Data: mode}} {
-		if err := l.config(group, a); err != nil {
-			c.Close()
+		if err := nflogConfig(c, group, a); err != nil {
 			return nil, err
 		}
 	}
-	return l, nil
+	// A duplicate outlives the Conn; the socket (non-blocking, as the
+	// Conn made it) keeps its binding.
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return nil, fmt.Errorf("nflog socket: %w", err)
+	}
+	dup := -1
+	cerr := rc.Control(func(fd uintptr) { dup, err = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0) })
+	if cerr != nil || err != nil {
+		return nil, fmt.Errorf("nflog socket: %w", errors.Join(cerr, err))
+	}
+	return os.NewFile(uintptr(dup), "nflog"), nil
 }
 
-func (l *nflog) config(group uint16, a netlink.Attribute) error {
+// dialNFLog is dialNFLogFile, ready to receive.
+func dialNFLog(nsfd int, group uint16) (*nflog, error) {
+	f, err := dialNFLogFile(nsfd, group)
+	if err != nil {
+		return nil, err
+	}
+	// The descriptor changes owner: newNFLog makes its own File of it.
+	rc, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	fd := -1
+	_ = rc.Control(func(p uintptr) { fd, err = unix.FcntlInt(p, unix.F_DUPFD_CLOEXEC, 0) })
+	f.Close()
+	if err != nil {
+		return nil, fmt.Errorf("nflog socket: %w", err)
+	}
+	return newNFLog(fd)
+}
+
+// newNFLog receives from fd, a bound nflog socket (its own, or inherited:
+// a descriptor handed to a child through exec.Cmd comes blocking). It
+// takes fd over.
+func newNFLog(fd int) (*nflog, error) {
+	// Non-blocking, so that the File is polled and Close ends a pending
+	// read.
+	if err := unix.SetNonblock(fd, true); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("nflog socket: %w", err)
+	}
+	return &nflog{f: os.NewFile(uintptr(fd), "nflog"), buf: make([]byte, 1<<16)}, nil
+}
+
+func nflogConfig(c *netlink.Conn, group uint16, a netlink.Attribute) error {
 	attrs, err := netlink.MarshalAttributes([]netlink.Attribute{a})
 	if err != nil {
 		return err
 	}
 	hdr := []byte{unix.AF_UNSPEC, nfnetlinkVersion0, 0, 0}
 	binary.BigEndian.PutUint16(hdr[2:], group)
-	_, err = l.c.Execute(netlink.Message{
+	_, err = c.Execute(netlink.Message{
 		Header: netlink.Header{
 			Type:  netlink.HeaderType(nfnlSubsysULOG<<8 | nfulnlMsgConfig),
 			Flags: netlink.Request | netlink.Acknowledge,
@@ -74,7 +125,7 @@ func (l *nflog) config(group uint16, a netlink.Attribute) error {
 	return nil
 }
 
-func (l *nflog) Close() error { return l.c.Close() }
+func (l *nflog) Close() error { return l.f.Close() }
 
 // loggedPacket is what the gate reports of a denied packet.
 type loggedPacket struct {
@@ -88,7 +139,7 @@ type loggedPacket struct {
 
 // receive blocks for the next batch of logged packets.
 func (l *nflog) receive() ([]loggedPacket, error) {
-	msgs, err := l.c.Receive()
+	n, err := l.f.Read(l.buf)
 	if err != nil {
 		// The socket buffer overflowed under a flood: packets were lost
 		// (the log is rate-limited anyway), the socket is still good.
@@ -97,9 +148,13 @@ func (l *nflog) receive() ([]loggedPacket, error) {
 		}
 		return nil, err
 	}
+	msgs, err := syscall.ParseNetlinkMessage(l.buf[:n])
+	if err != nil {
+		return nil, nil // a truncated batch: nothing usable in it
+	}
 	var out []loggedPacket
 	for _, m := range msgs {
-		if m.Header.Type != netlink.HeaderType(nfnlSubsysULOG<<8|nfulnlMsgPacket) || len(m.Data) < 4 {
+		if m.Header.Type != nfnlSubsysULOG<<8|nfulnlMsgPacket || len(m.Data) < 4 {
 			continue
 		}
 		if p, ok := parseNFLogPacket(m.Data[4:]); ok {

@@ -100,30 +100,54 @@ func (e *Engine) AbortCreate(cc *container.CreateContext) {
 	}
 }
 
+// egressSetupTimeout bounds egress.Setup in create.
+const egressSetupTimeout = 30 * time.Second
+
+// recordEgress records that the container has an egress filter before
+// anything of it is set up (a create killed from then on leaves a record
+// that delete --force follows), and returns egress's view of it.
+func (e *Engine) recordEgress(pid int, eff *spec.Effective, cc *container.CreateContext, st *state) (egress.Config, error) {
+	rec := cc.Record
+	rec.Egress = true
+	rec.NetNSPath = st.NetNSPath
+	if err := container.SaveRecord(cc.StateDir, rec); err != nil {
+		return egress.Config{}, err
+	}
+	return e.egressConfig(cc.ID, rec.Agent, cc.StateDir, st.NetNSPath, pid, eff), nil
+}
+
+// monitorConfig is the monitor's configuration for the init pid (Gate
+// left to the caller).
+func (e *Engine) monitorConfig(pid int, eff *spec.Effective, cc *container.CreateContext, st *state) monitor.Config {
+	return monitor.Config{
+		ID:          cc.ID,
+		Root:        e.opts.Root,
+		StateDir:    cc.StateDir,
+		Agent:       cc.Record.Agent,
+		InitPid:     pid,
+		InitStart:   procstat.StartTime(pid),
+		TimeoutMs:   uint64(eff.Timeout() / time.Millisecond),
+		OOM:         hasMemoryLimit(cc.Spec),
+		KernelAudit: st.kaudit,
+		HostPID:     st.HostPID,
+		Cgroups:     cc.Record.CgroupPaths,
+	}
+}
+
 // afterInit configures the monitor and sets up the egress filter for the
 // container whose init is pid: the part of AfterCreate that runs early
 // when the init says hello.
 func (e *Engine) afterInit(ctx context.Context, pid int, eff *spec.Effective, cc *container.CreateContext, st *state) error {
-	rec := cc.Record
 	enforcesNet, err := egress.Enforces(eff)
 	if err != nil {
 		return err
 	}
+	if st.lateMon {
+		return e.afterInitLate(ctx, pid, eff, cc, st, enforcesNet)
+	}
 	if mp := st.mon; mp != nil {
-		mon := monitor.Config{
-			ID:          cc.ID,
-			Root:        e.opts.Root,
-			StateDir:    cc.StateDir,
-			Agent:       rec.Agent,
-			InitPid:     pid,
-			InitStart:   procstat.StartTime(pid),
-			TimeoutMs:   uint64(eff.Timeout() / time.Millisecond),
-			OOM:         hasMemoryLimit(cc.Spec),
-			KernelAudit: st.kaudit,
-			HostPID:     st.HostPID,
-			Cgroups:     rec.CgroupPaths,
-			Gate:        mp.host != nil,
-		}
+		mon := e.monitorConfig(pid, eff, cc, st)
+		mon.Gate = mp.host != nil
 		if err := mp.start(mon); err != nil {
 			return err
 		}
@@ -131,16 +155,12 @@ func (e *Engine) afterInit(ctx context.Context, pid int, eff *spec.Effective, cc
 	if !enforcesNet {
 		return nil
 	}
-	// Recorded before anything is set up: a create killed from here on
-	// leaves a record that delete --force follows.
-	rec.Egress = true
-	rec.NetNSPath = st.NetNSPath
-	if err := container.SaveRecord(cc.StateDir, rec); err != nil {
+	cfg, err := e.recordEgress(pid, eff, cc, st)
+	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, egressSetupTimeout)
 	defer cancel()
-	cfg := e.egressConfig(cc.ID, rec.Agent, cc.StateDir, st.NetNSPath, pid, eff)
 	if st.mon != nil {
 		cfg.Host = st.mon.host
 	}

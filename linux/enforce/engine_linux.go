@@ -45,6 +45,9 @@ type Options struct {
 	Exe string
 	// SlotDir is where session id ranges are handed out (DefaultSlotDir).
 	SlotDir string
+	// PreMonitor: Exe starts the policy monitor as its C stage (it links
+	// package fastexec, whose constructor has it): see spawnLate.
+	PreMonitor bool
 }
 
 // Engine implements container.PolicyEngine on Linux.
@@ -111,8 +114,12 @@ type state struct {
 
 	degraded []string
 	// mon is the monitor spawned at PrepareProcess, configured at the
-	// init's hello or else at AfterCreate (nil when none is needed).
+	// init's hello or else at AfterCreate (nil when none is needed, or
+	// when it starts late: lateMon).
 	mon *monitorProc
+	// lateMon: the monitor is started once the init exists, as its C
+	// stage (see spawnLate), instead of early as mon.
+	lateMon bool
 	// early is the monitor's configuration and the egress filter, started
 	// when the init says hello (see earlyStart).
 	early *earlyStart
@@ -346,7 +353,7 @@ func (e *Engine) PrepareProcess(p *libcontainer.Process, eff *spec.Effective, cc
 	if err := agentexec.Wrap(p, &st.Agent); err != nil {
 		return err
 	}
-	if p.Init && st.mon != nil {
+	if p.Init && (st.mon != nil || st.lateMon) {
 		// The monitor (and the egress gate it hosts) is configured as soon as
 		// the init exists, while libcontainer still sets it up.
 		return e.startEarly(p, eff, cc, st)
@@ -487,6 +494,10 @@ func (e *Engine) spawnMonitorFor(st *state, eff *spec.Effective, cc *container.C
 	st.kaudit = monitor.KernelAuditEnabled() && st.Agent.Landlock != nil && st.Agent.Landlock.HandleFS
 	need := monitor.Config{TimeoutMs: uint64(eff.Timeout() / time.Millisecond), OOM: hasMemoryLimit(cc.Spec), KernelAudit: st.kaudit, Gate: enforcesNet}
 	if !need.Needed() {
+		return nil
+	}
+	if e.lateMonitor(st) {
+		st.lateMon = true // afterInit starts it
 		return nil
 	}
 	mp, err := spawnMonitor(e.helper(), cc.StateDir, enforcesNet)

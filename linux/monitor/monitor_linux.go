@@ -67,31 +67,54 @@ func Main(args []string) int {
 		unix.Close(4)
 		unix.Close(5)
 	}
-	if err := run(m); err != nil {
+	st, err := stageFromEnv()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "monitor %s: %v\n", m.ID, err)
+		return 1
+	}
+	if m.Gate && st.pre && st.adopt == nil {
+		fmt.Fprintf(os.Stderr, "monitor %s: a gate to host, but no %s\n", m.ID, egress.AdoptEnv)
+		return 1
+	}
+	if err := run(m, st); err != nil {
 		fmt.Fprintf(os.Stderr, "monitor %s: %v\n", m.ID, err)
 		return 1
 	}
 	return 0
 }
 
-func run(m Config) error {
-	readyFile := os.NewFile(3, "ready")
+func run(m Config, st stage) error {
 	var readyOnce sync.Once
 	ready := func() {
 		readyOnce.Do(func() {
+			if st.pre {
+				return // no readiness pipe: the C stage was started late
+			}
+			readyFile := os.NewFile(3, "ready")
 			_, _ = readyFile.Write([]byte{1})
 			readyFile.Close()
 		})
 	}
 	defer ready()
 	pidfd, err := unix.PidfdOpen(m.InitPid, 0)
-	if err != nil {
-		return nil // the container is already gone
+	if err == nil && procstat.StartTime(m.InitPid) != m.InitStart {
+		unix.Close(pidfd)
+		err = unix.ESRCH
 	}
-	defer unix.Close(pidfd)
-	if procstat.StartTime(m.InitPid) != m.InitStart {
+	if err != nil {
+		// The container is already gone. The C stage may have woken this
+		// stage for OOM kills that ended it: report them.
+		if st.oomBase != nil && m.OOM {
+			if w, err := audit.Append(filepath.Join(m.StateDir, audit.FileName), m.ID, m.Agent); err == nil {
+				for range oomKillsSince(m.Cgroups, *st.oomBase) {
+					_ = w.Emit(audit.KindOOM, map[string]string{"cgroup": m.Cgroups["memory"]})
+				}
+				w.Close()
+			}
+		}
 		return nil
 	}
+	defer unix.Close(pidfd)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	// SIGHUP tells a gate that the namespace's containers changed; it
@@ -106,7 +129,11 @@ func run(m Config) error {
 	var keeper *egress.Keeper
 	keeperDone := make(chan struct{})
 	if m.Gate {
-		keeper = egress.NewKeeper(egress.KeepOptions{Cmd: os.NewFile(4, "gate-cmd"), Ready: os.NewFile(5, "gate-ready")})
+		opt := egress.KeepOptions{Adopt: st.adopt}
+		if st.adopt == nil {
+			opt.Cmd, opt.Ready = os.NewFile(4, "gate-cmd"), os.NewFile(5, "gate-ready")
+		}
+		keeper = egress.NewKeeper(opt)
 		go func() {
 			defer close(keeperDone)
 			if err := keeper.Run(ctx); err != nil {
@@ -153,7 +180,7 @@ func run(m Config) error {
 					return
 				}
 			}
-			if ch, err := notifyOOM(m.Cgroups); err == nil {
+			if ch, err := notifyOOM(m.Cgroups, st.oomBase); err == nil {
 				oomReady <- ch
 			} else {
 				fmt.Fprintf(os.Stderr, "oom notifications: %v\n", err)

@@ -24,25 +24,53 @@ import (
 // that state (libcontainer.Load) cost the monitor ~3.5 ms of CPU per
 // container, most of it encoding/json's first use of the config types,
 // on a machine where a policy `run` is CPU-bound.
-func notifyOOM(paths map[string]string) (<-chan struct{}, error) {
+//
+// base, when set, is the cgroup's OOM kill count when the monitor's C
+// stage started watching: kills since then (which woke this stage, or
+// came while it started) are reported first.
+func notifyOOM(paths map[string]string, base *uint64) (<-chan struct{}, error) {
+	file, dir, err := oomCountFile(paths)
+	if err != nil {
+		return nil, err
+	}
+	if file == "memory.events" {
+		return oomEventsV2(dir, base)
+	}
+	return oomEventsV1(dir, base)
+}
+
+// oomCountFile names the file that counts the OOM kills of the container's
+// memory cgroup ("oom_kill N"), and the cgroup's directory.
+func oomCountFile(paths map[string]string) (file, dir string, err error) {
 	if cgwarm.IsCgroup2("/sys/fs/cgroup") { // cgroup v2 alone
-		dir := paths[""]
-		if dir == "" {
-			return nil, errors.New("no cgroup v2 path")
+		if dir = paths[""]; dir == "" {
+			return "", "", errors.New("no cgroup v2 path")
 		}
-		return oomEventsV2(dir)
+		return "memory.events", dir, nil
 	}
-	dir := paths["memory"]
-	if dir == "" {
-		return nil, errors.New("memory controller missing")
+	if dir = paths["memory"]; dir == "" {
+		return "", "", errors.New("memory controller missing")
 	}
-	return oomEventsV1(dir)
+	return "memory.oom_control", dir, nil
+}
+
+// oomKillsSince is how many OOM kills the container's memory cgroup
+// counted since its count was base (0 when it cannot tell).
+func oomKillsSince(paths map[string]string, base uint64) int {
+	file, dir, err := oomCountFile(paths)
+	if err != nil {
+		return 0
+	}
+	if v, ok := keyValue(filepath.Join(dir, file), "oom_kill"); ok && v > base {
+		return int(v - base)
+	}
+	return 0
 }
 
 // oomEventsV1 registers an eventfd for memory.oom_control through
 // cgroup.event_control (cgroup v1). The kernel signals the eventfd on
 // every OOM in the cgroup, and once more when the cgroup is removed.
-func oomEventsV1(dir string) (<-chan struct{}, error) {
+func oomEventsV1(dir string, base *uint64) (<-chan struct{}, error) {
 	ctl, err := os.Open(filepath.Join(dir, "memory.oom_control"))
 	if err != nil {
 		return nil, err
@@ -59,6 +87,15 @@ func oomEventsV1(dir string) (<-chan struct{}, error) {
 		ctl.Close()
 		return nil, err
 	}
+	// Kills the C stage saw, or that came before the eventfd was armed;
+	// one armed before the count is read may be reported twice, never
+	// missed.
+	pending := 0
+	if base != nil {
+		if v, ok := keyValue(filepath.Join(dir, "memory.oom_control"), "oom_kill"); ok && v > *base {
+			pending = int(v - *base)
+		}
+	}
 	ch := make(chan struct{})
 	go func() {
 		defer func() {
@@ -66,6 +103,9 @@ func oomEventsV1(dir string) (<-chan struct{}, error) {
 			ctl.Close()
 			close(ch)
 		}()
+		for range pending {
+			ch <- struct{}{}
+		}
 		buf := make([]byte, 8)
 		for {
 			if _, err := ev.Read(buf); err != nil {
@@ -83,7 +123,7 @@ func oomEventsV1(dir string) (<-chan struct{}, error) {
 
 // oomEventsV2 watches memory.events (its oom_kill count) and cgroup.events
 // (populated 0 ends the watch) with inotify (cgroup v2).
-func oomEventsV2(dir string) (<-chan struct{}, error) {
+func oomEventsV2(dir string, base *uint64) (<-chan struct{}, error) {
 	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC)
 	if err != nil {
 		return nil, fmt.Errorf("inotify: %w", err)
@@ -105,12 +145,19 @@ func oomEventsV2(dir string) (<-chan struct{}, error) {
 	// One notification per kill: the count's growth since the last look,
 	// from its value when the watch starts.
 	killed, _ := keyValue(events, "oom_kill")
+	pending := 0
+	if base != nil && killed > *base {
+		pending = int(killed - *base)
+	}
 	ch := make(chan struct{})
 	go func() {
 		defer func() {
 			unix.Close(fd)
 			close(ch)
 		}()
+		for range pending {
+			ch <- struct{}{}
+		}
 		var buf [unix.SizeofInotifyEvent + unix.PathMax + 1]byte
 		for {
 			n, err := unix.Read(fd, buf[:])

@@ -68,7 +68,7 @@ func TestNotifyOOM(t *testing.T) {
 			}
 		}
 	}
-	ch, err := notifyOOM(paths)
+	ch, err := notifyOOM(paths, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

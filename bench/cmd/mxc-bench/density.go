@@ -267,6 +267,13 @@ func (b *Bench) Memory(ctx context.Context, counts []int) ([]*MemoryResult, erro
 			if _, err := rt.Exec(ctx, "exec", id, "/bin/true"); err != nil {
 				return err
 			}
+			// One name lookup, refused by the egress gate: the policy
+			// monitor starts as a C stage and becomes the Go monitor on
+			// the first query (docs/design/enforcement.md), and an agent
+			// resolves names. This is the larger of its two sizes.
+			if _, err := rt.Exec(ctx, "exec", id, "/bin/sh", "-c", "busybox nslookup -timeout=2 mxc-bench.invalid 127.0.0.1 >/dev/null 2>&1; true"); err != nil {
+				return err
+			}
 			_, err := rt.Exec(ctx, "exec-server", "start", id)
 			return err
 		})

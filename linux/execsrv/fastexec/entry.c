@@ -3,7 +3,8 @@
 /*
  * The constructor: it runs in every mxc-runtime process before the Go
  * runtime starts (as libcontainer's nsenter does) and returns at once
- * unless the process is an exec server, an `exec` the fast path can
+ * unless the process is an exec server, the policy monitor's C stage
+ * (premonitor.c), an `exec` the fast path can
  * serve, the agent's last step (laststep.c), a `sandbox` with a cached
  * plan (sandbox.c), a `start` of a created container (start.c) or a
  * `delete` of a stopped one (delete.c).
@@ -59,6 +60,10 @@ __attribute__((constructor)) static void mxc_fastexec_entry(int cargc, char **ca
 		return;
 	if (!strcmp(argv[1], "exec-server") && !strcmp(argv[2], "serve"))
 		mxc_server_main(argc, argv);
+	/* The policy monitor's C stage (premonitor.c): started by the runtime
+	 * with MXC_PREMON_EXE; without it, `policy-monitor` is the Go one. */
+	if (argc == 3 && !strcmp(argv[1], "policy-monitor") && getenv("MXC_PREMON_EXE"))
+		mxc_premonitor_main(argc, argv);
 	/* The agent's last step (linux/agentexec): returns for the Go step. */
 	if (!strcmp(argv[1], "agent-exec")) {
 		mxc_agentexec_main(argc, argv, envp);

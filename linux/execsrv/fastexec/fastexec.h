@@ -204,6 +204,10 @@ int mxc_lookpath_into(const char *file, const char *path, int accept_dot, char *
 void mxc_client(struct mxc_cmdline *cl, int mode);
 void mxc_server_main(int argc, char **argv) __attribute__((noreturn));
 
+/* premonitor.c: `policy-monitor CONFIG` with MXC_PREMON_EXE set, the
+ * policy monitor's C stage; execs the Go monitor or exits. */
+void mxc_premonitor_main(int argc, char **argv) __attribute__((noreturn));
+
 /*
  * Go's flag package on argv[*i] (see cmdline.c): 0 a non-flag, 2 "--"
  * (consumed), 1 a flag with its value (=v or the next argument), -1 a

@@ -18,3 +18,7 @@ import "C"
 // build`) or "glibc" (`make build LIBC=glibc`, or a plain `go build`).
 // `mxc-runtime features` reports it as io.mxc.libc.
 func Libc() string { return C.GoString(C.mxc_libc()) }
+
+// PreMonitor reports that the binary's constructor has the policy
+// monitor's C stage (premonitor.c).
+func PreMonitor() bool { return true }

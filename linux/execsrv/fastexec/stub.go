@@ -6,3 +6,6 @@ package fastexec
 
 // Libc is "" without cgo: no C library is linked in.
 func Libc() string { return "" }
+
+// PreMonitor is false without cgo: no C stage of the policy monitor.
+func PreMonitor() bool { return false }
