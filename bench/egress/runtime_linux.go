@@ -223,8 +223,8 @@ func (r *rtBench) memory(egressBundle, nonetBundle string) error {
 	k := rtOpts.helpers
 	fmt.Printf("helpers' memory, %d containers each (from /proc/<pid>/status and smaps_rollup)\n", k)
 	for _, c := range []struct{ label, bundle string }{
-		{"monitor serving the gate (egress rules)", egressBundle},
-		{"monitor only (no network rule)", nonetBundle},
+		{"monitor holding the gate, idle (egress rules)", egressBundle},
+		{"monitor only, idle (no network rule)", nonetBundle},
 	} {
 		sleepy := filepath.Join(r.work, "sleepy-"+filepath.Base(c.bundle))
 		if err := os.MkdirAll(sleepy, 0o755); err != nil {
@@ -286,7 +286,9 @@ func (r *rtBench) memory(egressBundle, nonetBundle string) error {
 		reapAll()
 	}
 	fmt.Println("  (RSS counts the mxc-runtime binary's pages, shared by every mxc process; PSS")
-	fmt.Println("   shares them out among the processes that map them)")
+	fmt.Println("   shares them out among the processes that map them. An idle monitor is its C")
+	fmt.Println("   stage; the first DNS query, OOM kill or the timeout's approach makes it the Go")
+	fmt.Println("   monitor: `make bench`'s helper table, whose containers resolve a name)")
 	return nil
 }
 
