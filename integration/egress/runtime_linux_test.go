@@ -863,3 +863,51 @@ func procStatus(t *testing.T, pid int, key string) string {
 	}
 	return ""
 }
+
+// TestRuntimePodGateOutlivesItsInit: the first container of a pod holds
+// the namespace's gate in its monitor's C stage. Its init exits; a query
+// from the second container then wakes the Go monitor, which serves the
+// gate (the namespace is still in use) instead of leaving with the init.
+func TestRuntimePodGateOutlivesItsInit(t *testing.T) {
+	e := newRuntime(t)
+	ns, err := theLab.NewContainer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := lab.NetNSPath(ns)
+	var ctrs []*runningCtr
+	for i := 0; i < 2; i++ {
+		b := e.bundle(t, agentPolicy(spec.ModeEnforce), "sleep", "3600")
+		for j, n := range b.Spec.Linux.Namespaces {
+			if n.Type == specs.NetworkNamespace {
+				b.Spec.Linux.Namespaces[j].Path = path
+			}
+		}
+		b.Save(t)
+		id := e.newID()
+		e.rt.MustRun("run", "--detach", "--bundle", b.Dir, id)
+		ctrs = append(ctrs, &runningCtr{e: e, id: id, pid: e.initPid(t, id), netns: path})
+	}
+	a, bc := ctrs[0], ctrs[1]
+	mon := a.monitorPid(t)
+	if gp := egress.GatePID("", path); gp != mon {
+		t.Fatalf("gate %d, first container's monitor %d", gp, mon)
+	}
+	e.rt.MustRun("kill", a.id, "KILL")
+	if err := e.rt.WaitStatus(a.id, "stopped", 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if gp := egress.GatePID("", path); gp != mon {
+		t.Fatalf("after the first init's exit: gate %d, want its monitor %d still", gp, mon)
+	}
+	if r := bc.exec(t, "dns", lab.UpstreamDNS+":53", "allowed.test", "A"); !r.OK || len(r.Addrs) == 0 || r.Addrs[0] != "203.0.113.10" {
+		log, _ := os.ReadFile(filepath.Join(e.rt.Root, a.id, "monitor.log"))
+		t.Fatalf("query from the second container: %+v\nfirst monitor's log:\n%s", r, log)
+	}
+	if gp := egress.GatePID("", path); gp != mon || procStatus(t, mon, "Threads") == "1" {
+		t.Errorf("after the query: gate %d (%s threads), want the first container's Go monitor %d", gp, procStatus(t, mon, "Threads"), mon)
+	}
+	if r := bc.exec(t, "tcp", "203.0.113.20:80"); !r.Refused() {
+		t.Errorf("denied address: %+v", r)
+	}
+}

@@ -19,10 +19,12 @@ import (
 
 // cgroupView is what a container shows of its mounts and its fds: the
 // mountinfo without mount ids and anonymous device numbers (those depend on
-// the order of mounts on the host, not on what was mounted), the links at
-// /sys/fs/cgroup, the entries of /dev and of the filesystems mounted in it
-// (mode, owner, type, device numbers), and pid 1's open fds.
-const cgroupView = `cat /proc/self/mountinfo; echo ---; ls -l /sys/fs/cgroup; echo ---; ` +
+// the order of mounts on the host, not on what was mounted), the entries at
+// /sys/fs/cgroup (mode, owner, type: not `ls -l`, whose minute column made
+// two views taken across a minute's turn differ), the entries of /dev and
+// of the filesystems mounted in it (mode, owner, type, device numbers),
+// and pid 1's open fds.
+const cgroupView = `cat /proc/self/mountinfo; echo ---; for f in /sys/fs/cgroup/*; do stat -c '%n %a %u:%g %F' "$f"; done; echo ---; ` +
 	`for f in /dev /dev/* /dev/pts/* /dev/shm/* /dev/mqueue/*; do stat -c '%n %a %u:%g %F %t:%T' "$f"; done; echo ---; ls /proc/1/fd`
 
 var anonDev = regexp.MustCompile(`^0:\d+$`)

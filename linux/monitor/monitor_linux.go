@@ -101,7 +101,8 @@ func run(m Config, st stage) error {
 		unix.Close(pidfd)
 		err = unix.ESRCH
 	}
-	if err != nil {
+	initGone := err != nil
+	if initGone {
 		// The container is already gone. The C stage may have woken this
 		// stage for OOM kills that ended it: report them.
 		if st.oomBase != nil && m.OOM {
@@ -112,9 +113,17 @@ func run(m Config, st stage) error {
 				w.Close()
 			}
 		}
-		return nil
+		// A gate handed over by the C stage (a query from another
+		// container of the namespace woke it) is served until delete, as
+		// it is when the init exits under a running monitor; there is
+		// nothing else left to watch.
+		if st.adopt == nil || !st.adopt.Serves() {
+			return nil
+		}
+		m.OOM, m.KernelAudit, m.TimeoutMs = false, false, 0
+	} else {
+		defer unix.Close(pidfd)
 	}
-	defer unix.Close(pidfd)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	// SIGHUP tells a gate that the namespace's containers changed; it
@@ -157,6 +166,10 @@ func run(m Config, st stage) error {
 	}
 	exited := make(chan struct{})
 	go func() {
+		if initGone {
+			close(exited)
+			return
+		}
 		fds := []unix.PollFd{{Fd: int32(pidfd), Events: unix.POLLIN}}
 		for {
 			if _, err := unix.Poll(fds, -1); err == nil || !errors.Is(err, unix.EINTR) {
@@ -275,6 +288,14 @@ func run(m Config, st stage) error {
 			_ = w.Emit(audit.KindOOM, map[string]string{"cgroup": m.Cgroups["memory"]})
 		case <-exited:
 			exited = nil
+			if initGone && keeper != nil {
+				// Whether the keeper serves is known once it settled.
+				select {
+				case <-keeper.Settled():
+				case <-sigs:
+					return nil
+				}
+			}
 			if oomReady != nil { // the init ended before the oom watch was set up
 				select {
 				case oom = <-oomReady:
