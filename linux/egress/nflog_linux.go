@@ -39,13 +39,13 @@ type nflog struct {
 	buf []byte
 }
 
-// dialNFLogFile binds a netfilter netlink socket created inside the
+// dialNFLogFD binds a netfilter netlink socket created inside the
 // namespace nsfd to group (log instances are per namespace) and returns
-// it as a non-blocking file.
-func dialNFLogFile(nsfd int, group uint16) (*os.File, error) {
+// its descriptor (non-blocking, close-on-exec), the caller's to own.
+func dialNFLogFD(nsfd int, group uint16) (int, error) {
 	c, err := netlink.Dial(unix.NETLINK_NETFILTER, &netlink.Config{NetNS: nsfd})
 	if err != nil {
-		return nil, fmt.Errorf("nflog socket: %w", err)
+		return -1, fmt.Errorf("nflog socket: %w", err)
 	}
 	defer c.Close()
 	cmd := netlink.Attribute{Type: nfulaCfgCmd, Data: []byte{nfulnlCfgCmdBind}}
@@ -54,40 +54,37 @@ func dialNFLogFile(nsfd int, group uint16) (*os.File, error) {
 	mode[4] = nfulnlCopyPacket
 	for _, a := range []netlink.Attribute{cmd, {Type: nfulaCfgMode, Data: mode}} {
 		if err := nflogConfig(c, group, a); err != nil {
-			return nil, err
+			return -1, err
 		}
 	}
 	// A duplicate outlives the Conn; the socket (non-blocking, as the
 	// Conn made it) keeps its binding.
 	rc, err := c.SyscallConn()
 	if err != nil {
-		return nil, fmt.Errorf("nflog socket: %w", err)
+		return -1, fmt.Errorf("nflog socket: %w", err)
 	}
 	dup := -1
 	cerr := rc.Control(func(fd uintptr) { dup, err = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0) })
 	if cerr != nil || err != nil {
-		return nil, fmt.Errorf("nflog socket: %w", errors.Join(cerr, err))
+		return -1, fmt.Errorf("nflog socket: %w", errors.Join(cerr, err))
 	}
-	return os.NewFile(uintptr(dup), "nflog"), nil
+	return dup, nil
 }
 
-// dialNFLog is dialNFLogFile, ready to receive.
+// dialNFLogFile is dialNFLogFD as a file (to hand to another process).
+func dialNFLogFile(nsfd int, group uint16) (*os.File, error) {
+	fd, err := dialNFLogFD(nsfd, group)
+	if err != nil {
+		return nil, err
+	}
+	return os.NewFile(uintptr(fd), "nflog"), nil
+}
+
+// dialNFLog is dialNFLogFD, ready to receive.
 func dialNFLog(nsfd int, group uint16) (*nflog, error) {
-	f, err := dialNFLogFile(nsfd, group)
+	fd, err := dialNFLogFD(nsfd, group)
 	if err != nil {
 		return nil, err
-	}
-	// The descriptor changes owner: newNFLog makes its own File of it.
-	rc, err := f.SyscallConn()
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	fd := -1
-	_ = rc.Control(func(p uintptr) { fd, err = unix.FcntlInt(p, unix.F_DUPFD_CLOEXEC, 0) })
-	f.Close()
-	if err != nil {
-		return nil, fmt.Errorf("nflog socket: %w", err)
 	}
 	return newNFLog(fd)
 }
