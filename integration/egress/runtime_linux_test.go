@@ -552,6 +552,32 @@ func TestRuntimeGateKilled(t *testing.T) {
 	}
 }
 
+// pod runs n sleeping containers under the lab policy, detached, all in
+// one network namespace of the lab given by path (a pod's); it returns
+// the namespace and the containers in the order they started.
+func (e *rtEnv) pod(t *testing.T, n int) (string, []*runningCtr) {
+	t.Helper()
+	ns, err := theLab.NewContainer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := lab.NetNSPath(ns)
+	var ctrs []*runningCtr
+	for i := 0; i < n; i++ {
+		b := e.bundle(t, agentPolicy(spec.ModeEnforce), "sleep", "3600")
+		for j, ln := range b.Spec.Linux.Namespaces {
+			if ln.Type == specs.NetworkNamespace {
+				b.Spec.Linux.Namespaces[j].Path = path
+			}
+		}
+		b.Save(t)
+		id := e.newID()
+		e.rt.MustRun("run", "--detach", "--bundle", b.Dir, id)
+		ctrs = append(ctrs, &runningCtr{e: e, id: id, pid: e.initPid(t, id), netns: path})
+	}
+	return ns, ctrs
+}
+
 // TestRuntimeNetNSByPathPod: containers joining a network namespace given
 // by path (CRI's pod sandbox, podman's pods): the first one's monitor
 // serves the gate, the second's stands by; killing the first's takes the
@@ -559,25 +585,8 @@ func TestRuntimeGateKilled(t *testing.T) {
 // leaves the persistent namespace without table or gate.
 func TestRuntimeNetNSByPathPod(t *testing.T) {
 	e := newRuntime(t)
-	ns, err := theLab.NewContainer()
-	if err != nil {
-		t.Fatal(err)
-	}
+	ns, ctrs := e.pod(t, 2)
 	path := lab.NetNSPath(ns)
-	var ctrs []*runningCtr
-	for i := 0; i < 2; i++ {
-		b := e.bundle(t, agentPolicy(spec.ModeEnforce), "sleep", "3600")
-		for j, n := range b.Spec.Linux.Namespaces {
-			if n.Type == specs.NetworkNamespace {
-				b.Spec.Linux.Namespaces[j].Path = path
-			}
-		}
-		b.Save(t)
-		id := e.newID()
-		e.rt.MustRun("run", "--detach", "--bundle", b.Dir, id)
-		c := &runningCtr{e: e, id: id, pid: e.initPid(t, id), netns: path}
-		ctrs = append(ctrs, c)
-	}
 	a, bc := ctrs[0], ctrs[1]
 	gp := egress.GatePID("", path)
 	if gp == 0 || gp != a.monitorPid(t) {
@@ -870,24 +879,8 @@ func procStatus(t *testing.T, pid int, key string) string {
 // gate (the namespace is still in use) instead of leaving with the init.
 func TestRuntimePodGateOutlivesItsInit(t *testing.T) {
 	e := newRuntime(t)
-	ns, err := theLab.NewContainer()
-	if err != nil {
-		t.Fatal(err)
-	}
+	ns, ctrs := e.pod(t, 2)
 	path := lab.NetNSPath(ns)
-	var ctrs []*runningCtr
-	for i := 0; i < 2; i++ {
-		b := e.bundle(t, agentPolicy(spec.ModeEnforce), "sleep", "3600")
-		for j, n := range b.Spec.Linux.Namespaces {
-			if n.Type == specs.NetworkNamespace {
-				b.Spec.Linux.Namespaces[j].Path = path
-			}
-		}
-		b.Save(t)
-		id := e.newID()
-		e.rt.MustRun("run", "--detach", "--bundle", b.Dir, id)
-		ctrs = append(ctrs, &runningCtr{e: e, id: id, pid: e.initPid(t, id), netns: path})
-	}
 	a, bc := ctrs[0], ctrs[1]
 	mon := a.monitorPid(t)
 	if gp := egress.GatePID("", path); gp != mon {
