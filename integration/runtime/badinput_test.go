@@ -72,6 +72,13 @@ func TestBadInputs(t *testing.T) {
 			return []string{"create", "--bundle", b.Dir, "bad7"}
 		}, "RLIMIT_BOGUS"},
 		{"missing argument", func(t *testing.T) []string { return []string{"create", "--bundle", good.Dir} }, "requires exactly 1 argument"},
+		// A foreground run failing after its init started (here at the pid
+		// file, as at the policy's set-up): the init holds the stdio pipes
+		// the runtime copies, and the runtime once waited for those copies
+		// before destroying the init, forever.
+		{"foreground run failing after the init started", func(t *testing.T) []string {
+			return []string{"run", "--bundle", good.Dir, "--pid-file", filepath.Join(t.TempDir(), "no", "such", "dir", "pid"), "bad8"}
+		}, "pid file"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -193,6 +193,22 @@ func (s *stdio) Close() {
 	}
 }
 
+// abandon is Close for a create that failed: the container's init still
+// holds its ends of the pipes (destroy, which runs after this, kills it),
+// so the copies are not waited for; they end at the init's death.
+func (s *stdio) abandon() {
+	s.closePostStart()
+	if s.console != nil && s.epoller != nil {
+		_ = s.console.Shutdown(s.epoller.CloseConsole)
+	}
+	for _, c := range s.closers {
+		_ = c.Close()
+	}
+	if s.hostConsole != nil {
+		_ = s.hostConsole.Reset()
+	}
+}
+
 func (s *stdio) resize() {
 	if s.console != nil && s.hostConsole != nil {
 		_ = s.console.ResizeFrom(s.hostConsole)
