@@ -11,6 +11,7 @@ import (
 
 	"mxc.dev/mxc/internal/argv"
 	"mxc.dev/mxc/internal/jsonwarm"
+	"mxc.dev/mxc/internal/phasemark"
 	"mxc.dev/mxc/linux/agentexec"
 	"mxc.dev/mxc/linux/cgwarm"
 	"mxc.dev/mxc/linux/inithello"
@@ -41,6 +42,7 @@ func init() {
 	}
 	// create and run: let the kernel's cgroup attach wait elapse while the
 	// runtime starts up (see package cgwarm).
+	phasemark.Mark("runtime: Go started")
 	verb := argv.Verb(os.Args)
 	cgwarm.Start(verb)
 	warmJSON(verb)

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"mxc.dev/mxc/internal/cgkill"
+	"mxc.dev/mxc/internal/phasemark"
 	"mxc.dev/mxc/internal/procstat"
 )
 
@@ -140,9 +141,11 @@ func (r *Runtime) destroy(c *libcontainer.Container, stateDir string, rec *Recor
 		}()
 	}
 	r.teardownPolicy(stateDir, rec)
+	phasemark.Mark("destroy: policy torn down")
 	if cgDone != nil {
 		<-cgDone
 	}
+	phasemark.Mark("destroy: cgroups removed")
 	// An init killed by delete --force may still be in its exit (see
 	// killAndWait): libcontainer's Destroy then refuses with ErrRunning and
 	// does none of its work, so mxc finishes it below, poststop hooks

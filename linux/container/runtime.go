@@ -18,6 +18,7 @@ import (
 
 	"mxc.dev/mxc/audit"
 	"mxc.dev/mxc/internal/monitorwatch"
+	"mxc.dev/mxc/internal/phasemark"
 	"mxc.dev/mxc/linux/initmount"
 	"mxc.dev/mxc/spec"
 )
@@ -147,6 +148,7 @@ func (r *Runtime) create(o CreateOpts, act action) (status int, retErr error) {
 	if err != nil {
 		return -1, err
 	}
+	phasemark.Mark("create: spec loaded")
 	if err := checkTerminal(s.Process, detach, o.ConsoleSocket); err != nil {
 		return -1, err
 	}
@@ -161,6 +163,7 @@ func (r *Runtime) create(o CreateOpts, act action) (status int, retErr error) {
 	if _, err := os.Lstat(r.stateDir(o.ID)); err == nil {
 		return -1, fmt.Errorf("container %q: %w", o.ID, ErrExist)
 	}
+	phasemark.Mark("create: locked")
 
 	var eff *spec.Effective
 	if r.Policy != nil {
@@ -168,6 +171,7 @@ func (r *Runtime) create(o CreateOpts, act action) (status int, retErr error) {
 			return -1, fmt.Errorf("agent policy: %w", err)
 		}
 	}
+	phasemark.Mark("create: policy resolved")
 	// The user's mounts; the policy may append its own (package initmount
 	// tells them apart).
 	userMounts := len(s.Mounts)
@@ -183,6 +187,7 @@ func (r *Runtime) create(o CreateOpts, act action) (status int, retErr error) {
 		if err := r.Policy.PrepareSpec(s, eff, cc); err != nil {
 			return -1, fmt.Errorf("agent policy: %w", err)
 		}
+		phasemark.Mark("create: spec prepared")
 		// mxc enforcement (issue 4): PrepareSpec may leave host state (a
 		// session id range, an id-mapped rootfs mount) before libcontainer's
 		// container exists; undo it if create fails from here on. Teardown
@@ -210,6 +215,7 @@ func (r *Runtime) create(o CreateOpts, act action) (status int, retErr error) {
 	if err != nil {
 		return -1, fmt.Errorf("convert config.json: %w", err)
 	}
+	phasemark.Mark("create: spec converted")
 	// mxc (issue 2): the run of standard mounts at the end of the list
 	// (/dev's pseudo-filesystems, /sys, the cgroup v1 view) is mounted by
 	// mxc's code in the init instead of libcontainer's checked per-mount
@@ -241,6 +247,7 @@ func (r *Runtime) create(o CreateOpts, act action) (status int, retErr error) {
 		return -1, err
 	}
 	if eff != nil {
+		phasemark.Mark("create: libcontainer created, record saved")
 		if err := SavePolicy(cc.StateDir, eff); err != nil {
 			return -1, err
 		}
@@ -282,15 +289,26 @@ func (r *Runtime) create(o CreateOpts, act action) (status int, retErr error) {
 	if initMounts != nil {
 		initMounts.Attach(p) // the last ExtraFile, after the policy's
 	}
+	phasemark.Mark("create: process prepared")
 	io, err := setupStdio(p, c, s.Process.Terminal, detach, o.ConsoleSocket)
 	if err != nil {
 		return -1, err
 	}
-	defer io.Close()
+	defer func() {
+		// Before destroy (defers run last first): a failed create's init
+		// is still alive and holds the pipes, so waiting for the copies
+		// would wait forever.
+		if retErr != nil {
+			io.abandon()
+		} else {
+			io.Close()
+		}
+	}()
 
 	if err := c.Start(p); err != nil {
 		return -1, fmt.Errorf("start container process: %w", err)
 	}
+	phasemark.Mark("create: libcontainer started")
 	if err := applyLateRlimits(p, lateRlimits); err != nil {
 		return -1, err
 	}
@@ -302,6 +320,7 @@ func (r *Runtime) create(o CreateOpts, act action) (status int, retErr error) {
 		if err := SaveRecord(cc.StateDir, rec); err != nil {
 			return -1, err
 		}
+		phasemark.Mark("create: after-create done")
 	}
 	if err := io.waitConsole(); err != nil {
 		return -1, err
@@ -329,6 +348,7 @@ func (r *Runtime) create(o CreateOpts, act action) (status int, retErr error) {
 	if err := c.Exec(); err != nil {
 		return -1, fmt.Errorf("start container: %w", err)
 	}
+	phasemark.Mark("run: exec fifo opened")
 	// Other verbs (kill, exec, ps) must reach a foreground container.
 	lock.Release()
 	if detach {
@@ -343,6 +363,7 @@ func (r *Runtime) create(o CreateOpts, act action) (status int, retErr error) {
 	}
 	status, err = sigs.forward(p, io)
 	close(stopWatch)
+	phasemark.Mark("run: container exited")
 	if err != nil {
 		_ = p.Signal(unix.SIGKILL)
 		_, _ = p.Wait()
@@ -355,6 +376,7 @@ func (r *Runtime) create(o CreateOpts, act action) (status int, retErr error) {
 		if l, err := AcquireLock(r.Root, o.ID); err == nil {
 			r.destroy(c, cc.StateDir, rec)
 			l.ReleaseAndRemove()
+			phasemark.Mark("run: destroyed")
 		}
 	}
 	return status, nil

@@ -10,6 +10,7 @@ import (
 	"github.com/opencontainers/runc/libcontainer"
 	"github.com/sirupsen/logrus"
 
+	"mxc.dev/mxc/internal/phasemark"
 	"mxc.dev/mxc/internal/procstat"
 	"mxc.dev/mxc/linux/container"
 	"mxc.dev/mxc/linux/egress"
@@ -65,8 +66,10 @@ func (e *Engine) startEarly(p *libcontainer.Process, eff *spec.Effective, cc *co
 			return
 		}
 		es.pid = pid
+		phasemark.Mark("early: init hello")
 		logrus.Debugf("container %s: init %d said hello: configuring its monitor and egress filter", cc.ID, pid)
 		es.err = e.afterInit(ctx, pid, eff, cc, st)
+		phasemark.Mark("early: after-init done")
 	}()
 	return nil
 }

@@ -23,6 +23,7 @@ import (
 
 	"mxc.dev/mxc/audit"
 	"mxc.dev/mxc/internal/monitorwatch"
+	"mxc.dev/mxc/internal/phasemark"
 	"mxc.dev/mxc/internal/procstat"
 	"mxc.dev/mxc/linux/agentexec"
 	"mxc.dev/mxc/linux/container"
@@ -326,10 +327,12 @@ func (e *Engine) PrepareProcess(p *libcontainer.Process, eff *spec.Effective, cc
 		}
 		// The spec's seccomp profile as the programs the C last step loads,
 		// compiled once here for the init and every later exec.
+		phasemark.Mark("prepare: id-mapped rootfs ready")
 		agentexec.Precompile(&st.Agent)
 		if err := saveState(cc.StateDir, st); err != nil {
 			return err
 		}
+		phasemark.Mark("prepare: seccomp compiled, state saved")
 		// The monitor (and egress gate host) starts now, so that its
 		// start-up overlaps the container's; AfterCreate configures it.
 		if err := e.spawnMonitorFor(st, eff, cc); err != nil {
@@ -654,6 +657,7 @@ func (e *Engine) Teardown(stateDir string, rec *container.Record) error {
 			errs = append(errs, err)
 		}
 	}
+	phasemark.Mark("teardown: monitor stopped")
 	if _, err := os.Stat(filepath.Join(stateDir, "egress.json")); err == nil || (rec != nil && rec.Egress) {
 		// Exe: if this container's helper served a pod's gate and no other
 		// container of the pod has a helper to take it over, Teardown
@@ -666,6 +670,7 @@ func (e *Engine) Teardown(stateDir string, rec *container.Record) error {
 			errs = append(errs, fmt.Errorf("egress teardown: %w", err))
 		}
 	}
+	phasemark.Mark("teardown: egress removed")
 	return errors.Join(append(errs, session.wait())...)
 }
 

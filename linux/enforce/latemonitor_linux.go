@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"mxc.dev/mxc/internal/helperheap"
+	"mxc.dev/mxc/internal/phasemark"
 	"mxc.dev/mxc/linux/cgwarm"
 	"mxc.dev/mxc/linux/container"
 	"mxc.dev/mxc/linux/egress"
@@ -67,6 +68,7 @@ func (e *Engine) afterInitLate(ctx context.Context, pid int, eff *spec.Effective
 		if err := egress.Setup(ctx, cfg); err != nil {
 			return fmt.Errorf("egress filter: %w", err)
 		}
+		phasemark.Mark("late: egress set up")
 		if launched {
 			return nil
 		}
@@ -159,6 +161,7 @@ func (e *Engine) spawnLate(cc *container.CreateContext, m monitor.Config, gate *
 	if err := container.SaveRecord(cc.StateDir, cc.Record); err != nil {
 		return 0, err // the monitor exits at the commit pipe's EOF
 	}
+	phasemark.Mark("late: monitor started")
 	if _, err := commitW.Write([]byte{1}); err != nil {
 		return 0, fmt.Errorf("policy monitor %d: %w", pid, err)
 	}
