@@ -16,6 +16,7 @@ import (
 	"github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"mxc.dev/mxc/internal/phasemark"
 	"mxc.dev/mxc/internal/procstat"
 	"mxc.dev/mxc/spec"
 )
@@ -379,6 +380,9 @@ func startWithTable(ctx context.Context, cfg Config, gd string, nsfd int, pl *pl
 // ensureTable installs the table: always in a fresh namespace, else only
 // if it vanished.
 func ensureTable(cfg Config, nsfd int, pl *plan, fresh bool) error {
+	// The kernel's hooks kept registered (see HookHolderPath), so that this
+	// table's registration patches no kernel text.
+	holdHooks(pl)
 	if !fresh {
 		exists, err := tableExists(nsfd)
 		if err != nil || exists {
@@ -404,14 +408,17 @@ func startAdopted(cfg Config, gd string, nsfd int, pl *plan, fresh bool) error {
 	if gc.Port == 0 {
 		gc.Port = GatePort
 	}
+	phasemark.Mark("egress: state written")
 	socks, err := openGateSockets(nsfd, gc.Port)
 	if err != nil {
 		return fmt.Errorf("network namespace %s: %w", cfg.NetNSPath, err)
 	}
 	defer socks.Close()
+	phasemark.Mark("egress: sockets bound")
 	if err := ensureTable(cfg, nsfd, pl, fresh); err != nil {
 		return err
 	}
+	phasemark.Mark("egress: table applied")
 	pid, err := cfg.Launch(&GateLaunch{
 		Adoption: Adoption{Op: opServe, GateDir: gd, Container: cfg.ContainerID, NetNSPath: cfg.NetNSPath},
 		Sockets:  socks,

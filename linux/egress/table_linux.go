@@ -9,6 +9,8 @@ import (
 
 	"github.com/google/nftables"
 	"golang.org/x/sys/unix"
+
+	"mxc.dev/mxc/internal/phasemark"
 )
 
 // applyTable replaces mxc's table in the namespace with ts in one netlink
@@ -17,39 +19,48 @@ import (
 func applyTable(nsfd int, ts *tableSpec) error {
 	// One socket for the look-up and the batch: each socket in another
 	// namespace costs a setns round trip.
-	c, err := nftables.New(nftables.WithNetNSFd(nsfd), nftables.AsLasting())
+	nc, err := dialNF(nsfd)
 	if err != nil {
-		return fmt.Errorf("nftables: %w", err)
+		return err
 	}
-	defer c.CloseLasting()
+	defer nc.close()
 	// A table left by an earlier, crashed Setup is replaced in the same
 	// batch (add+delete+add works whether or not one exists). Only then:
 	// a batch that deletes a table costs the kernel several milliseconds
 	// more (the commit waits for readers of the old one), and a namespace
 	// fresh from create never has one.
-	exists, err := tableExistsConn(c)
+	exists, err := nc.tableExists()
 	if err != nil {
 		return err
 	}
-	if exists {
-		c.AddTable(ts.table)
-		c.DelTable(ts.table)
-	}
-	c.AddTable(ts.table)
-	for _, s := range ts.sets {
-		if err := c.AddSet(s.set, s.elems); err != nil {
-			return fmt.Errorf("nftables set %s: %w", s.set.Name, err)
+	phasemark.Mark("table: looked up")
+	msgs, err := captureBatch(func(c *nftables.Conn) error {
+		if exists {
+			c.AddTable(ts.table)
+			c.DelTable(ts.table)
 		}
+		c.AddTable(ts.table)
+		for _, s := range ts.sets {
+			if err := c.AddSet(s.set, s.elems); err != nil {
+				return fmt.Errorf("set %s: %w", s.set.Name, err)
+			}
+		}
+		for _, ch := range ts.chains {
+			c.AddChain(ch)
+		}
+		for _, r := range ts.rules {
+			c.AddRule(r)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("nftables table inet %s: %w", TableName, err)
 	}
-	for _, ch := range ts.chains {
-		c.AddChain(ch)
-	}
-	for _, r := range ts.rules {
-		c.AddRule(r)
-	}
-	if err := c.Flush(); err != nil {
+	phasemark.Mark("table: batch built")
+	if err := nc.sendBatch(msgs); err != nil {
 		return fmt.Errorf("program nftables table inet %s: %w", TableName, err)
 	}
+	phasemark.Mark("table: flushed")
 	return nil
 }
 
