@@ -9,6 +9,8 @@ import (
 	"strconv"
 
 	"golang.org/x/sys/unix"
+
+	"mxc.dev/mxc/internal/phasemark"
 )
 
 // A gate can be started from sockets another process made: the runtime
@@ -178,6 +180,7 @@ func openGateSockets(nsfd, port int) (_ *GateSockets, err error) {
 	}); err != nil {
 		return nil, err
 	}
+	phasemark.Mark("egress: dns sockets bound")
 	if s.NFLog, err = dialNFLogFile(nsfd, NFLogGroup); err != nil {
 		return nil, err
 	}

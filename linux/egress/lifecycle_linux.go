@@ -257,6 +257,7 @@ func Setup(ctx context.Context, cfg Config) (err error) {
 		}
 	}
 
+	phasemark.Mark("egress: compiled")
 	nsfd, key, err := openNetNS(cfg.NetNSPath)
 	if err != nil {
 		return err
@@ -284,6 +285,7 @@ func Setup(ctx context.Context, cfg Config) (err error) {
 		return err
 	}
 	defer unlock()
+	phasemark.Mark("egress: run dir locked")
 
 	gd := gateDir(st.RunDir, gc.Key)
 	gc.RefsDir = filepath.Join(gd, "refs")
@@ -349,9 +351,11 @@ func startWithTable(ctx context.Context, cfg Config, gd string, nsfd int, pl *pl
 		// loopback: a namespace set up while the container's init starts
 		// (docs/design/enforcement.md, "The init's hello") has lo down,
 		// and 127.0.0.1 cannot be bound until it is up.
+		phasemark.Mark("egress: gate dir written")
 		if err := loopbackUp(nsfd); err != nil {
 			return fmt.Errorf("network namespace %s: %w", cfg.NetNSPath, err)
 		}
+		phasemark.Mark("egress: lo up")
 	}
 	if cfg.Host == nil && cfg.Launch != nil {
 		return startAdopted(cfg, gd, nsfd, pl, fresh)

@@ -55,6 +55,7 @@ func (e *Engine) afterInitLate(ctx context.Context, pid int, eff *spec.Effective
 		if err != nil {
 			return err
 		}
+		phasemark.Mark("late: egress recorded")
 		ctx, cancel := context.WithTimeout(ctx, egressSetupTimeout)
 		defer cancel()
 		launched := false
@@ -142,6 +143,7 @@ func (e *Engine) spawnLate(cc *container.CreateContext, m monitor.Config, gate *
 			env = append(env, monitor.PreLeadEnv+"="+v)
 		}
 	}
+	phasemark.Mark("late: monitor config written")
 	cmd := exec.Command(e.opts.Exe, monitor.Verb, cfgPath)
 	cmd.ExtraFiles = files
 	cmd.Dir = "/"
@@ -155,6 +157,7 @@ func (e *Engine) spawnLate(cc *container.CreateContext, m monitor.Config, gate *
 	if err != nil {
 		return 0, fmt.Errorf("start policy monitor: %w", err)
 	}
+	phasemark.Mark("late: monitor forked")
 	pid = cmd.Process.Pid
 	_ = cmd.Process.Release()
 	cc.Record.MonitorPid = pid

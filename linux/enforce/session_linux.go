@@ -17,6 +17,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"mxc.dev/mxc/spec"
+
+	"mxc.dev/mxc/internal/phasemark"
 )
 
 // DefaultSlotDir is where session-tier id ranges are handed out. It is one
@@ -269,16 +271,19 @@ func prepareIDMapDir(root, dst string) error {
 
 // mountIDMapped mounts rootfs on dst, id-mapped into the range r.
 func mountIDMapped(rootfs, dst string, r idRange) error {
+	phasemark.Mark("idmap: start")
 	userns, err := usernsFD(r)
 	if err != nil {
 		return err
 	}
 	defer unix.Close(userns)
+	phasemark.Mark("idmap: userns")
 	tree, err := unix.OpenTree(unix.AT_FDCWD, rootfs, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
 	if err != nil {
 		return &os.PathError{Op: "id-mapped rootfs: open_tree", Path: rootfs, Err: err}
 	}
 	defer unix.Close(tree)
+	phasemark.Mark("idmap: tree opened")
 	if err := unix.MountSetattr(tree, "", unix.AT_EMPTY_PATH, &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_IDMAP, Userns_fd: uint64(userns)}); err != nil {
 		hint := ""
 		if errors.Is(err, unix.EINVAL) {
@@ -286,9 +291,11 @@ func mountIDMapped(rootfs, dst string, r idRange) error {
 		}
 		return fmt.Errorf("isolation session: id-map the rootfs %s: %w%s", rootfs, err, hint)
 	}
+	phasemark.Mark("idmap: id-mapped")
 	if err := unix.MoveMount(tree, "", unix.AT_FDCWD, dst, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
 		return &os.PathError{Op: "id-mapped rootfs: move_mount", Path: dst, Err: err}
 	}
+	phasemark.Mark("idmap: moved")
 	return nil
 }
 
