@@ -52,7 +52,11 @@ type PolicyEngine interface {
 	// AbortCreate ends it.
 	PrepareProcess(p *libcontainer.Process, eff *spec.Effective, c *CreateContext) error
 	// AfterCreate runs once the container's init exists and before the
-	// agent's process starts (egress filter in the netns, monitor).
+	// agent's process starts (egress filter in the netns, monitor). What
+	// it records in cc.Record it saves itself, as soon as it is set (a
+	// create killed from then on must leave a record that delete
+	// follows): create saves nothing after it, on the path the init waits
+	// on at the exec fifo.
 	AfterCreate(c *libcontainer.Container, eff *spec.Effective, cc *CreateContext) error
 	// AbortCreate stops the policy work a create started in the
 	// background (see PrepareProcess) when the create fails before
@@ -315,10 +319,6 @@ func (r *Runtime) create(o CreateOpts, act action) (status int, retErr error) {
 	if eff != nil {
 		if err := r.Policy.AfterCreate(c, eff, cc); err != nil {
 			return -1, fmt.Errorf("agent policy: %w", err)
-		}
-		// AfterCreate records what it set up (helpers, enforcement).
-		if err := SaveRecord(cc.StateDir, rec); err != nil {
-			return -1, err
 		}
 		phasemark.Mark("create: after-create done")
 	}

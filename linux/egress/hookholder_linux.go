@@ -1,11 +1,9 @@
 package egress
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
@@ -87,36 +85,18 @@ func makeHookHolder(path string, pl *plan) error {
 	return nil
 }
 
-// pinNewNetNS bind mounts a new network namespace on path, from a thread
-// that returns to its own namespace afterwards (or, if it cannot, is never
-// used again: its goroutine ends with the thread locked, and the Go runtime
-// then ends the thread).
+// pinNewNetNS bind mounts a new network namespace on path, as `ip netns
+// add` does, from a thread that returns to its own namespace afterwards.
 func pinNewNetNS(path string) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- err
-			return
-		}
-		defer unix.Close(orig)
+	return onNetNSThread(func() error {
 		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("unshare: %w", err)
-			return
+			return fmt.Errorf("unshare: %w", err)
 		}
-		merr := unix.Mount("/proc/thread-self/ns/net", path, "", unix.MS_BIND, "")
-		if err := unix.Setns(orig, unix.CLONE_NEWNET); err != nil {
-			errc <- errors.Join(merr, fmt.Errorf("return to the runtime's network namespace: %w", err))
-			return // the thread stays locked and dies with this goroutine
+		return nil
+	}, func() error {
+		if err := unix.Mount("/proc/thread-self/ns/net", path, "", unix.MS_BIND, ""); err != nil {
+			return fmt.Errorf("bind mount: %w", err)
 		}
-		runtime.UnlockOSThread()
-		if merr != nil {
-			merr = fmt.Errorf("bind mount: %w", merr)
-		}
-		errc <- merr
-	}()
-	return <-errc
+		return nil
+	})
 }

@@ -59,9 +59,21 @@ func fdKey(fd int) (nsKey, error) {
 // inNetNS runs fn on an OS thread that has joined the network namespace
 // nsfd, then returns the thread to the namespace it came from. Sockets fn
 // creates stay in nsfd's namespace for their whole life, while the process
-// (and every other thread) stays where it is. If the thread cannot go back,
-// it is left locked so that the Go runtime discards it.
+// (and every other thread) stays where it is.
 func inNetNS(nsfd int, fn func() error) error {
+	return onNetNSThread(func() error {
+		if err := unix.Setns(nsfd, unix.CLONE_NEWNET); err != nil {
+			return fmt.Errorf("setns: %w", err)
+		}
+		return nil
+	}, fn)
+}
+
+// onNetNSThread runs enter (which moves the thread to another network
+// namespace) and then fn on a locked OS thread, and returns the thread to
+// the namespace it came from. If the thread cannot go back, it is left
+// locked so that the Go runtime discards it.
+func onNetNSThread(enter, fn func() error) error {
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
@@ -72,9 +84,9 @@ func inNetNS(nsfd int, fn func() error) error {
 			return
 		}
 		defer unix.Close(orig)
-		if err := unix.Setns(nsfd, unix.CLONE_NEWNET); err != nil {
+		if err := enter(); err != nil {
 			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("setns: %w", err)
+			errc <- err
 			return
 		}
 		ferr := fn()

@@ -43,6 +43,12 @@ func dialNF(nsfd int) (*nfConn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("nftables: %w", err)
 	}
+	// Errors without a copy of the message they answer: an element
+	// message of a large set would not fit the reply buffer.
+	if err := conn.SetOption(netlink.CapAcknowledge, true); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("nftables: %w", err)
+	}
 	rc, err := conn.SyscallConn()
 	if err != nil {
 		conn.Close()
@@ -98,6 +104,14 @@ func (c *nfConn) sendBatch(msgs []netlink.Message) error {
 			return err
 		}
 		b = append(b, mb...)
+	}
+	if len(b) > batchSndBuf/2 {
+		// A large table (long CIDR lists) in one batch: the kernel
+		// refuses a message larger than the socket's send buffer
+		// (EMSGSIZE), whose default (net.core.wmem_default) is ~208 KiB.
+		if err := c.setSendBuffer(len(b) * 2); err != nil {
+			return err
+		}
 	}
 	if err := c.send(b); err != nil {
 		return err
@@ -158,6 +172,25 @@ func (c *nfConn) tableExists() (bool, error) {
 		return false, nil
 	}
 	return false, fmt.Errorf("list nftables table: %w", unix.Errno(-code))
+}
+
+// batchSndBuf is the send buffer a netfilter socket starts with here
+// (net.core.wmem_default on most hosts).
+const batchSndBuf = 208 << 10
+
+// setSendBuffer raises the socket's send buffer to n bytes, above
+// net.core.wmem_max if need be (SO_SNDBUFFORCE: the runtime is root).
+func (c *nfConn) setSendBuffer(n int) error {
+	var serr error
+	if err := c.rc.Control(func(fd uintptr) {
+		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, n)
+	}); err != nil {
+		return fmt.Errorf("nftables: %w", err)
+	}
+	if serr != nil {
+		return fmt.Errorf("nftables: send buffer of %d bytes for the batch: %w", n, serr)
+	}
+	return nil
 }
 
 func (c *nfConn) send(b []byte) error {

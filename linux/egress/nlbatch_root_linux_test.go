@@ -2,6 +2,7 @@ package egress
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -135,6 +136,55 @@ func TestHookHolder(t *testing.T) {
 	for _, task := range tasks {
 		if ns, err := os.Readlink(task); err == nil && ns != before {
 			t.Errorf("%s: %s, the process was in %s", task, ns, before)
+		}
+	}
+}
+
+// TestLargeTable: a table whose batch is larger than a socket's default
+// send buffer (a long CIDR allow list) still goes in, in one batch.
+func TestLargeTable(t *testing.T) {
+	ns, fd := newTestNetNS(t)
+	var peers []spec.Peer
+	for i := 0; i < 8000; i++ {
+		// Not adjacent, so that no two merge into one interval.
+		peers = append(peers, spec.Peer{CIDR: fmt.Sprintf("10.%d.%d.1/32", i/200, i%200)})
+	}
+	p := &spec.AgentPolicy{Mode: spec.ModeEnforce, Network: &spec.Network{Egress: &spec.Egress{
+		Default: spec.Deny,
+		Allow:   []spec.Rule{{To: peers, Ports: []spec.Port{{Protocol: spec.ProtoTCP, Port: 443}}}},
+	}}}
+	pl, err := compile(p, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := buildTable(pl)
+	msgs, err := captureBatch(func(c *nftables.Conn) error {
+		c.AddTable(ts.table)
+		for _, s := range ts.sets {
+			if err := c.AddSet(s.set, s.elems); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	size := 0
+	for _, m := range msgs {
+		size += int(m.Header.Length)
+	}
+	if size <= batchSndBuf {
+		t.Fatalf("batch of %d bytes: not larger than the default send buffer, the test proves nothing", size)
+	}
+	if err := applyTable(fd, ts); err != nil {
+		t.Fatalf("batch of %d bytes: %v", size, err)
+	}
+	// nft(8) lists only part of a set this large; ask for the element.
+	for _, addr := range []string{"10.0.0.1", "10.39.199.1"} {
+		out, err := exec.Command("ip", "netns", "exec", ns, "nft", "get", "element", "inet", TableName, "a0_c4", "{ "+addr+" }").CombinedOutput()
+		if err != nil {
+			t.Fatalf("batch of %d bytes: %s not in the set: %v: %s", size, addr, err, out)
 		}
 	}
 }
