@@ -179,27 +179,20 @@ func (s *stdio) closePostStart() {
 	s.postStart = nil
 }
 
-func (s *stdio) Close() {
-	s.closePostStart()
-	if s.console != nil && s.epoller != nil {
-		_ = s.console.Shutdown(s.epoller.CloseConsole)
-	}
-	s.wg.Wait()
-	for _, c := range s.closers {
-		_ = c.Close()
-	}
-	if s.hostConsole != nil {
-		_ = s.hostConsole.Reset()
-	}
-}
+func (s *stdio) Close() { s.close(true) }
 
 // abandon is Close for a create that failed: the container's init still
 // holds its ends of the pipes (destroy, which runs after this, kills it),
 // so the copies are not waited for; they end at the init's death.
-func (s *stdio) abandon() {
+func (s *stdio) abandon() { s.close(false) }
+
+func (s *stdio) close(waitCopies bool) {
 	s.closePostStart()
 	if s.console != nil && s.epoller != nil {
 		_ = s.console.Shutdown(s.epoller.CloseConsole)
+	}
+	if waitCopies {
+		s.wg.Wait()
 	}
 	for _, c := range s.closers {
 		_ = c.Close()

@@ -412,7 +412,7 @@ func startAdopted(cfg Config, gd string, nsfd int, pl *plan, fresh bool) error {
 	if gc.Port == 0 {
 		gc.Port = GatePort
 	}
-	phasemark.Mark("egress: state written")
+	phasemark.Mark("egress: gate config read")
 	socks, err := openGateSockets(nsfd, gc.Port)
 	if err != nil {
 		return fmt.Errorf("network namespace %s: %w", cfg.NetNSPath, err)

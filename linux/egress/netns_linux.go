@@ -30,15 +30,12 @@ func openNetNS(path string) (int, nsKey, error) {
 	return fd, k, nil
 }
 
-// nsfsMagic is NSFS_MAGIC: the filesystem of /proc/*/ns/* and their bind mounts.
-const nsfsMagic = 0x6e736673
-
 func fdKey(fd int) (nsKey, error) {
 	var fs unix.Statfs_t
 	if err := unix.Fstatfs(fd, &fs); err != nil {
 		return nsKey{}, err
 	}
-	if fs.Type != nsfsMagic {
+	if fs.Type != unix.NSFS_MAGIC {
 		return nsKey{}, fmt.Errorf("not a namespace file (nsfs, found filesystem type %#x)", fs.Type)
 	}
 	// NS_GET_NSTYPE tells a network namespace from the others.

@@ -158,15 +158,7 @@ func TestLargeTable(t *testing.T) {
 		t.Fatal(err)
 	}
 	ts := buildTable(pl)
-	msgs, err := captureBatch(func(c *nftables.Conn) error {
-		c.AddTable(ts.table)
-		for _, s := range ts.sets {
-			if err := c.AddSet(s.set, s.elems); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	msgs, err := tableBatch(ts, false)
 	if err != nil {
 		t.Fatal(err)
 	}

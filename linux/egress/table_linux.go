@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/google/nftables"
+	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 
 	"mxc.dev/mxc/internal/phasemark"
@@ -34,8 +35,23 @@ func applyTable(nsfd int, ts *tableSpec) error {
 		return err
 	}
 	phasemark.Mark("table: looked up")
+	msgs, err := tableBatch(ts, exists)
+	if err != nil {
+		return err
+	}
+	phasemark.Mark("table: batch built")
+	if err := nc.sendBatch(msgs); err != nil {
+		return fmt.Errorf("program nftables table inet %s: %w", TableName, err)
+	}
+	phasemark.Mark("table: flushed")
+	return nil
+}
+
+// tableBatch is the batch that installs ts, replacing a table of the same
+// name first when replace is set.
+func tableBatch(ts *tableSpec, replace bool) ([]netlink.Message, error) {
 	msgs, err := captureBatch(func(c *nftables.Conn) error {
-		if exists {
+		if replace {
 			c.AddTable(ts.table)
 			c.DelTable(ts.table)
 		}
@@ -54,14 +70,9 @@ func applyTable(nsfd int, ts *tableSpec) error {
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("nftables table inet %s: %w", TableName, err)
+		return nil, fmt.Errorf("nftables table inet %s: %w", TableName, err)
 	}
-	phasemark.Mark("table: batch built")
-	if err := nc.sendBatch(msgs); err != nil {
-		return fmt.Errorf("program nftables table inet %s: %w", TableName, err)
-	}
-	phasemark.Mark("table: flushed")
-	return nil
+	return msgs, nil
 }
 
 // deleteTable removes mxc's table from the namespace; a missing table is
@@ -81,22 +92,12 @@ func deleteTable(nsfd int) error {
 
 // tableExists reports whether mxc's table is in the namespace.
 func tableExists(nsfd int) (bool, error) {
-	c, err := nftables.New(nftables.WithNetNSFd(nsfd))
+	nc, err := dialNF(nsfd)
 	if err != nil {
-		return false, fmt.Errorf("nftables: %w", err)
+		return false, err
 	}
-	return tableExistsConn(c)
-}
-
-func tableExistsConn(c *nftables.Conn) (bool, error) {
-	_, err := c.ListTableOfFamily(TableName, nftables.TableFamilyINet)
-	if errors.Is(err, unix.ENOENT) {
-		return false, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("list nftables table: %w", err)
-	}
-	return true, nil
+	defer nc.close()
+	return nc.tableExists()
 }
 
 // setWriter adds learnt addresses to the name sets of a table. It is the
